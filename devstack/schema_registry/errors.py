@@ -1,0 +1,100 @@
+"""Errors the registry answers with, shaped like Confluent's (HTTP status + ``error_code``)."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """An error answered as ``{"error_code": ..., "message": ...}`` with ``http_status``."""
+
+    def __init__(self, http_status: int, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.message = message
+
+
+def subject_not_found(subject: str) -> RegistryError:
+    return RegistryError(404, 40401, f"Subject '{subject}' not found.")
+
+
+def version_not_found(subject: str, version: int | str) -> RegistryError:
+    return RegistryError(404, 40402, f"Version {version} not found for subject '{subject}'.")
+
+
+def schema_not_found(detail: str = "Schema not found") -> RegistryError:
+    return RegistryError(404, 40403, detail)
+
+
+def subject_soft_deleted(subject: str) -> RegistryError:
+    return RegistryError(
+        404,
+        40404,
+        f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently",
+    )
+
+
+def subject_not_soft_deleted(subject: str) -> RegistryError:
+    return RegistryError(
+        404, 40405, f"Subject '{subject}' was not deleted first before being permanently deleted"
+    )
+
+
+def version_soft_deleted(subject: str, version: int) -> RegistryError:
+    return RegistryError(
+        404,
+        40406,
+        f"Subject '{subject}' Version {version} was soft deleted. "
+        "Set permanent=true to delete permanently",
+    )
+
+
+def version_not_soft_deleted(subject: str, version: int) -> RegistryError:
+    return RegistryError(
+        404,
+        40407,
+        f"Subject '{subject}' Version {version} was not deleted first "
+        "before being permanently deleted",
+    )
+
+
+def subject_config_not_found(subject: str) -> RegistryError:
+    return RegistryError(
+        404, 40408, f"Subject '{subject}' does not have subject-level compatibility configured"
+    )
+
+
+def invalid_schema(detail: str) -> RegistryError:
+    return RegistryError(422, 42201, f"Invalid schema: {detail}")
+
+
+def invalid_version(version: str) -> RegistryError:
+    return RegistryError(
+        422,
+        42202,
+        f"The specified version '{version}' is not a valid version id. "
+        'Allowed values are between [1, 2^31-1] and the string "latest"',
+    )
+
+
+def invalid_compatibility_level(level: object) -> RegistryError:
+    return RegistryError(
+        422,
+        42203,
+        f"Invalid compatibility level {level!r}. Valid values are none, backward, forward, full, "
+        "backward_transitive, forward_transitive, and full_transitive",
+    )
+
+
+def referenced_schema(subject: str, version: int) -> RegistryError:
+    return RegistryError(
+        422, 42206, f"One or more references exist to subject '{subject}' version {version}"
+    )
+
+
+def incompatible_schema(subject: str, reasons: list[str]) -> RegistryError:
+    return RegistryError(
+        409,
+        409,
+        f"Schema being registered is incompatible with an earlier schema for subject "
+        f"'{subject}', details: {reasons}",
+    )
