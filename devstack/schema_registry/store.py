@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack.schema_registry import errors
-from devstack.schema_registry.schemas import canonical_schema
+from devstack.schema_registry.compatibility import avro_incompatibilities
+from devstack.schema_registry.schemas import canonical_schema, parse_avro
 
 COMPATIBILITY_LEVELS = (
     "NONE",
@@ -115,6 +116,9 @@ class SchemaStore:
             for version in live:
                 if version.schema.id == stored.id:
                     return version
+            problems = self._incompatibilities(subject, stored, live)
+            if problems:
+                raise errors.incompatible_schema(subject, problems)
             if stored.id == 0:
                 stored = self._insert_schema(stored)
             next_version = (
@@ -174,9 +178,9 @@ class SchemaStore:
     ) -> list[str]:
         """Why ``schema`` may not follow ``subject``'s version (latest if None); [] if it may."""
         with self._lock:
-            self._find_or_prepare(schema_type, schema, references)
-            self._version(subject, version, include_deleted=False)
-        return []
+            candidate = self._find_or_prepare(schema_type, schema, references)
+            against = self._version(subject, version, include_deleted=False)
+            return self._incompatibilities(subject, candidate, [against])
 
     # -- subjects ------------------------------------------------------------------------
 
@@ -253,10 +257,6 @@ class SchemaStore:
                 level = self._config(None)
         return level or DEFAULT_COMPATIBILITY
 
-    def effective_compatibility(self, subject: str) -> str:
-        with self._lock:
-            return self._config(subject) or self._config(None) or DEFAULT_COMPATIBILITY
-
     def set_compatibility(self, subject: str | None, level: object) -> str:
         if not isinstance(level, str) or level.upper() not in COMPATIBILITY_LEVELS:
             raise errors.invalid_compatibility_level(level)
@@ -282,8 +282,7 @@ class SchemaStore:
         self, schema_type: str, schema: str, references: list[Reference]
     ) -> StoredSchema:
         """The stored schema with this canonical text, or an unsaved one (id 0)."""
-        referenced = [self._version(r.subject, r.version, False).schema.schema for r in references]
-        canonical = canonical_schema(schema_type, schema, referenced)
+        canonical = canonical_schema(schema_type, schema, self._referenced_texts(references))
         fingerprint = _fingerprint(schema_type, canonical, references)
         row = self._db.execute(
             "SELECT id FROM schemas WHERE fingerprint = ?", (fingerprint,)
@@ -291,6 +290,30 @@ class SchemaStore:
         if row is not None:
             return self._schema(row[0])
         return StoredSchema(0, schema_type, canonical, list(references))
+
+    def _referenced_texts(self, references: list[Reference]) -> list[str]:
+        texts = []
+        for ref in references:
+            try:
+                texts.append(self._version(ref.subject, ref.version, False).schema.schema)
+            except errors.RegistryError as exc:
+                raise errors.invalid_schema(f"reference {ref.name!r}: {exc.message}") from exc
+        return texts
+
+    def _incompatibilities(
+        self, subject: str, candidate: StoredSchema, previous: list[SubjectVersion]
+    ) -> list[str]:
+        if candidate.schema_type != "AVRO":
+            return []
+        level = self._config(subject) or self._config(None) or DEFAULT_COMPATIBILITY
+        parsed_previous = [
+            self._parsed_avro(v.schema) for v in previous if v.schema.schema_type == "AVRO"
+        ]
+        return avro_incompatibilities(level, self._parsed_avro(candidate), parsed_previous)
+
+    def _parsed_avro(self, schema: StoredSchema) -> Any:
+        referenced = self._referenced_texts(schema.references)
+        return parse_avro(json.loads(schema.schema), referenced)
 
     def _insert_schema(self, schema: StoredSchema) -> StoredSchema:
         cursor = self._db.execute(
