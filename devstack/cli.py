@@ -1,0 +1,104 @@
+"""`kusto-sink devstack up|down|status|env|fetch`: the local stack from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from devstack import stack
+from devstack.process import StackError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack_options(command: F) -> F:
+    """Add one flag per StackConfig field (`--kafka-port`, `--devstack-dir`, ...)."""
+    for field in reversed(dataclasses.fields(stack.StackConfig)):
+        variable = stack.ENV_VARIABLES[field.name]
+        is_dir = field.name == "devstack_dir"
+        command = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=click.Path(file_okay=False, path_type=Path)
+            if is_dir
+            else click.IntRange(1, 65535),
+            default=None,
+            help=f"[env {variable}; default {field.default}]",
+        )(command)
+    return command
+
+
+def _config(options: dict[str, Any]) -> stack.StackConfig:
+    return stack.StackConfig.from_env(**options)
+
+
+def _only(values: tuple[str, ...]) -> list[str] | None:
+    names = [name for value in values for name in value.split(",") if name]
+    return names or None
+
+
+@click.group()
+def devstack() -> None:
+    """The local stack: Kafka, Azurite, the Kusto emulator and the schema registry."""
+
+
+@devstack.command()
+@click.option("--fresh", is_flag=True, help="Stop the servers and wipe their data first.")
+@click.option("--only", multiple=True, metavar="NAME", help="Start only these servers.")
+@_stack_options
+def up(fresh: bool, only: tuple[str, ...], **options: Any) -> None:
+    """Start the servers that are not running and wait until each answers."""
+    config = _config(options)
+    try:
+        stack.up(config, fresh=fresh, only=_only(only), report=click.echo)
+    except StackError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@devstack.command()
+@click.option("--only", multiple=True, metavar="NAME", help="Stop only these servers.")
+@_stack_options
+def down(only: tuple[str, ...], **options: Any) -> None:
+    """Stop the servers this stack started (SIGTERM, then SIGKILL after a timeout)."""
+    stopped = stack.down(_config(options), only=_only(only), report=click.echo)
+    if not stopped:
+        click.echo("nothing of ours was running")
+
+
+@devstack.command()
+@_stack_options
+def status(**options: Any) -> None:
+    """Show each server's pid, ports and health. Exit status 1 unless all are healthy."""
+    statuses = stack.status(_config(options))
+    for server in statuses:
+        ports = ",".join(str(port) for port in server.ports.values())
+        pid = str(server.pid) if server.pid is not None else "-"
+        click.echo(f"{server.name:<16} pid {pid:<8} ports {ports:<18} {server.detail}")
+    if not all(server.healthy for server in statuses):
+        raise SystemExit(1)
+
+
+@devstack.command()
+@click.option("--export", "export", is_flag=True, help="Prefix each line with `export `.")
+@_stack_options
+def env(export: bool, **options: Any) -> None:
+    """Print KEY=VALUE lines for `eval`: bootstrap servers, Kusto URL, storage, registry."""
+    prefix = "export " if export else ""
+    for key, value in stack.env(_config(options)).items():
+        click.echo(f"{prefix}{key}={shlex.quote(value)}")
+
+
+@devstack.command()
+@click.option("--only", multiple=True, metavar="NAME", help="Fetch only for these servers.")
+@_stack_options
+def fetch(only: tuple[str, ...], **options: Any) -> None:
+    """Download Kafka's jars (Maven) and Azurite (npm) unless they are there already."""
+    try:
+        stack.fetch(_config(options), only=_only(only), report=click.echo)
+    except StackError as error:
+        raise click.ClickException(str(error)) from error
