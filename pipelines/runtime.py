@@ -1,0 +1,144 @@
+"""A sink's live parts, built from its settings: Kafka and Kusto clients, routes, committer.
+
+One place turns :class:`SinkSettings` into working objects, so the Dagster op, the
+sensors and the command line all run the same sink.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from azure.kusto.data import KustoClient
+from azure.kusto.ingest import ManagedStreamingIngestClient, QueuedIngestClient
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+
+from pipelines.commit import OffsetCommitter, transactional_id
+from pipelines.config import SinkSettings, kafka_client_config
+from pipelines.credentials import connection_string
+from pipelines.decode import make_decoder
+from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
+from pipelines.ingest import IngestTarget, KustoIngestor
+from pipelines.plan import OffsetRange, PartitionState, TopicPartition, plan
+from pipelines.read import consumer_config, partition_states, read_range
+
+
+@dataclass
+class SinkRuntime:
+    """Clients of one sink, opened lazily and closed together by :meth:`close`."""
+
+    settings: SinkSettings
+    _closing: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    # --- Kafka ---------------------------------------------------------------------------
+
+    @cached_property
+    def admin(self) -> AdminClient:
+        return AdminClient(kafka_client_config(self.settings.kafka))
+
+    def topics(self) -> list[str]:
+        """The sink's topics: the listed ones, or every existing topic matching the regex."""
+        if self.settings.topics is not None:
+            return list(self.settings.topics)
+        pattern = re.compile(self.settings.topics_regex or "")
+        existing = self.admin.list_topics(timeout=10).topics
+        return sorted(t for t in existing if pattern.fullmatch(t) and not t.startswith("__"))
+
+    def partition_states(self) -> dict[TopicPartition, PartitionState]:
+        return partition_states(self.admin, self.settings.group_id, self.topics())
+
+    def plan(self, states: dict[TopicPartition, PartitionState] | None = None) -> list[OffsetRange]:
+        return plan(
+            self.partition_states() if states is None else states,
+            max_range_records=self.settings.max_range_records,
+            auto_offset_reset=self.settings.kafka.auto_offset_reset,
+        )
+
+    @cached_property
+    def consumer(self) -> Consumer:
+        config = consumer_config(
+            kafka_client_config(self.settings.kafka, consumer=True), self.settings.group_id
+        )
+        consumer = Consumer(config)
+        self._closing.callback(consumer.close)
+        return consumer
+
+    def committer(self, topic: str, partition: int) -> OffsetCommitter:
+        committer = OffsetCommitter(
+            kafka_client_config(self.settings.kafka),
+            group_id=self.settings.group_id,
+            transactional_id=transactional_id(self.settings.name, topic, partition),
+        )
+        self._closing.callback(committer.close)
+        return committer
+
+    # --- Kusto ---------------------------------------------------------------------------
+
+    @cached_property
+    def ingestor(self) -> KustoIngestor:
+        kusto = self.settings.kusto
+        ingest_kcsb = connection_string(kusto.ingestion_url, kusto.auth)
+        query_kcsb = connection_string(kusto.query_url, kusto.auth)
+        queued = QueuedIngestClient(ingest_kcsb)
+        query = KustoClient(query_kcsb)
+        streaming = ManagedStreamingIngestClient(query_kcsb, ingest_kcsb)
+        for client in (queued, query, streaming):
+            self._closing.callback(client.close)
+        if kusto.proxy:
+            proxy = f"http://{kusto.proxy.host}:{kusto.proxy.port}"
+            for client in (queued, query, streaming):
+                client.set_proxy(proxy)
+        return KustoIngestor(
+            queued,
+            query,
+            streaming,
+            exactly_once=self.settings.delivery == "exactly_once",
+        )
+
+    @property
+    def query_client(self) -> KustoClient:
+        return self.ingestor.query_client
+
+    # --- Delivery ------------------------------------------------------------------------
+
+    def routes(self, topic: str) -> list[Route]:
+        mappings = self.settings.mapping_for(topic)
+        several = len(mappings) > 1
+        return [
+            Route(
+                target=IngestTarget(m.db, m.table, m.format, m.mapping, m.streaming),
+                decoder=make_decoder(self.settings.value_converter_for(m), m.format),
+                batch_suffix=f"{m.db}.{m.table}" if several else None,
+                tombstones=m.tombstones,
+            )
+            for m in mappings
+        ]
+
+    def deliver(self, rng: OffsetRange) -> DeliveryReport:
+        """Deliver one range exactly once and commit it (see :mod:`pipelines.deliver`)."""
+        settings = self.settings
+        return deliver_range(
+            rng,
+            self.routes(rng.topic),
+            read=lambda r: read_range(self.consumer, r),
+            ingestor=self.ingestor,
+            committer=self.committer(rng.topic, rng.partition),
+            options=DeliveryOptions(
+                flush_size_bytes=settings.flush_size_bytes,
+                on_error=settings.behavior_on_error,
+                dead_letter_topic=settings.dead_letter.topic if settings.dead_letter else None,
+                tempdir=settings.tempdir,
+            ),
+        )
+
+    def close(self) -> None:
+        self._closing.close()
+
+    def __enter__(self) -> SinkRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
