@@ -1,0 +1,269 @@
+"""The queued-ingestion worker: reads the ingestion queue in Azurite, ingests each blob.
+
+A message is deleted only after its blob was ingested (or failed for good) and its status
+message was posted, so a crash of the emulator leaves the message to be read again;
+`ingestIfNotExists` then keeps a replay from duplicating rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
+from azure.storage.queue import QueueClient, QueueMessage
+
+from devstack.kusto_emulator.azure_storage import (
+    FAILURE_QUEUE,
+    INGESTION_QUEUE,
+    SUCCESS_QUEUE,
+    StorageResources,
+)
+from devstack.kusto_emulator.faults import FaultRegistry
+from devstack.kusto_emulator.formats import IngestionFailure
+from devstack.kusto_emulator.ingestion import IngestionRequest, ingest_file
+from devstack.kusto_emulator.store import KustoStore
+
+logger = logging.getLogger(__name__)
+
+REPORT_FAILURES_ONLY = 0
+REPORT_NOTHING = 1
+REPORT_FAILURES_AND_SUCCESSES = 2
+# Long enough for a large blob; a crashed worker's message reappears after it.
+_VISIBILITY_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class QueuedIngestion:
+    """The fields of an SDK ingestion message the emulator acts on."""
+
+    request: IngestionRequest
+    blob_path: str
+    source_id: str
+    report_level: int
+
+    @property
+    def source_path(self) -> str:
+        """The blob path without its SAS token: status messages must not leak it."""
+        return self.blob_path.split("?", 1)[0]
+
+
+def parse_message(content: str) -> QueuedIngestion:
+    """Decode the base64 JSON message `QueuedIngestClient` posts."""
+    body = orjson.loads(base64.b64decode(content))
+    extra: dict[str, Any] = body.get("AdditionalProperties") or {}
+    request = IngestionRequest(
+        database=body["DatabaseName"],
+        table=body["TableName"],
+        format=extra.get("format") or "csv",
+        mapping_reference=extra.get("ingestionMappingReference"),
+        inline_mapping=extra.get("ingestionMapping"),
+        tags=_json_list(extra.get("tags")),
+        ingest_if_not_exists=_json_list(extra.get("ingestIfNotExists")),
+        ignore_first_record=str(extra.get("ignoreFirstRecord", "false")).lower() == "true",
+    )
+    return QueuedIngestion(
+        request=request,
+        blob_path=body["BlobPath"],
+        source_id=str(body.get("Id") or uuid.uuid4()),
+        report_level=int(body.get("ReportLevel", REPORT_FAILURES_ONLY)),
+    )
+
+
+def _json_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    items = orjson.loads(value) if isinstance(value, str) else value
+    return [str(item) for item in items]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+class QueueWorker:
+    """Polls the ingestion queue on a background thread."""
+
+    def __init__(
+        self,
+        store: KustoStore,
+        storage: StorageResources,
+        faults: FaultRegistry,
+        scratch_dir: Path,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self._store = store
+        self._faults = faults
+        self._scratch_dir = scratch_dir
+        self._poll_interval = poll_interval
+        self._ingestion_queue = storage.queue(INGESTION_QUEUE)
+        self._success_queue = storage.queue(SUCCESS_QUEUE)
+        self._failure_queue = storage.queue(FAILURE_QUEUE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kusto-queue-worker", daemon=True)
+
+    def start(self) -> None:
+        self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                handled = self.poll_once()
+            except AzureError as error:
+                logger.warning("cannot read queue %s: %s", INGESTION_QUEUE, error)
+                handled = 0
+            if handled == 0:
+                self._stop.wait(self._poll_interval)
+
+    def poll_once(self) -> int:
+        """Handle the messages waiting now; returns how many."""
+        messages = list(
+            self._ingestion_queue.receive_messages(
+                messages_per_page=16,
+                max_messages=16,
+                visibility_timeout=_VISIBILITY_TIMEOUT_SECONDS,
+            )
+        )
+        for message in messages:
+            if self._stop.is_set():
+                break
+            self._handle(message)
+            self._ingestion_queue.delete_message(message)
+        return len(messages)
+
+    def _handle(self, message: QueueMessage) -> None:
+        try:
+            ingestion = parse_message(message.content)
+        except (ValueError, KeyError, TypeError) as error:
+            logger.error("dropping malformed ingestion message %s: %s", message.id, error)
+            return
+        operation_id = str(uuid.uuid4())
+        try:
+            self._ingest(ingestion)
+        except IngestionFailure as failure:
+            self._report_failure(ingestion, operation_id, failure)
+        except Exception as error:  # noqa: BLE001 - an emulator bug must not stop the worker
+            logger.exception("ingestion of %s failed unexpectedly", ingestion.source_path)
+            internal = IngestionFailure(
+                "General_InternalServerError", f"Emulator error: {error}", permanent=False
+            )
+            self._report_failure(ingestion, operation_id, internal)
+        else:
+            if ingestion.report_level == REPORT_FAILURES_AND_SUCCESSES:
+                self._post(
+                    self._success_queue, self._status(ingestion, operation_id, "SucceededOn")
+                )
+
+    def _ingest(self, ingestion: QueuedIngestion) -> None:
+        request = ingestion.request
+        delay = self._faults.ingestion_delay(request.database, request.table)
+        if delay and self._stop.wait(delay):
+            raise IngestionFailure(
+                "General_Cancelled", "The emulator is stopping.", permanent=False
+            )
+        fault = self._faults.ingestion_fault(request.database, request.table)
+        if fault is not None:
+            raise IngestionFailure(
+                fault.error_code,
+                f"Injected {'permanent' if fault.permanent else 'transient'} failure "
+                f"(emulator fault injection) for '{request.database}.{request.table}'.",
+                permanent=fault.permanent,
+            )
+        if self._faults.refuses_writes(request.database, request.table):
+            raise IngestionFailure(
+                "BadRequest_TableWriteRefused",
+                f"Table '{request.database}.{request.table}' refuses writes "
+                "(emulator fault injection).",
+            )
+        with tempfile.NamedTemporaryFile(dir=self._scratch_dir, suffix=".blob") as scratch:
+            self._download(ingestion, Path(scratch.name))
+            outcome = ingest_file(self._store, request, Path(scratch.name))
+        logger.info(
+            "ingested %s rows into %s.%s as extent %s",
+            outcome.row_count,
+            request.database,
+            request.table,
+            outcome.extent_id,
+        )
+
+    @staticmethod
+    def _download(ingestion: QueuedIngestion, target: Path) -> None:
+        try:
+            blob = BlobClient.from_blob_url(ingestion.blob_path)
+            with target.open("wb") as stream:
+                blob.download_blob().readinto(stream)
+        except ResourceNotFoundError:
+            raise IngestionFailure(
+                "Download_SourceNotFound", f"Blob '{ingestion.source_path}' was not found."
+            ) from None
+        except AzureError as error:
+            raise IngestionFailure(
+                "Download_AccountUnavailable",
+                f"Cannot download blob '{ingestion.source_path}': {type(error).__name__}",
+                permanent=False,
+            ) from None
+
+    def _report_failure(
+        self, ingestion: QueuedIngestion, operation_id: str, failure: IngestionFailure
+    ) -> None:
+        request = ingestion.request
+        logger.warning(
+            "ingestion into %s.%s failed: %s %s",
+            request.database,
+            request.table,
+            failure.error_code,
+            failure.details,
+        )
+        self._store.record_failure(
+            request.database,
+            request.table,
+            operation_id,
+            ingestion.source_path,
+            failure.details,
+            failure.permanent,
+            failure.error_code,
+        )
+        if ingestion.report_level == REPORT_NOTHING:
+            return
+        status = self._status(ingestion, operation_id, "FailedOn")
+        status.update(
+            {
+                "Details": failure.details,
+                "ErrorCode": failure.error_code,
+                "FailureStatus": "Permanent" if failure.permanent else "Transient",
+                "OriginatesFromUpdatePolicy": False,
+                "ShouldRetry": not failure.permanent,
+            }
+        )
+        self._post(self._failure_queue, status)
+
+    @staticmethod
+    def _status(ingestion: QueuedIngestion, operation_id: str, time_field: str) -> dict[str, Any]:
+        return {
+            "OperationId": operation_id,
+            "Database": ingestion.request.database,
+            "Table": ingestion.request.table,
+            time_field: _now(),
+            "IngestionSourceId": ingestion.source_id,
+            "IngestionSourcePath": ingestion.source_path,
+            "RootActivityId": str(uuid.uuid4()),
+        }
+
+    @staticmethod
+    def _post(queue: QueueClient, status: dict[str, Any]) -> None:
+        # The SDK reads status queues with TextBase64DecodePolicy.
+        queue.send_message(base64.b64encode(orjson.dumps(status)).decode())
