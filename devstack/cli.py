@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,3 +105,59 @@ def fetch(only: tuple[str, ...], **options: Any) -> None:
         stack.fetch(_config(options), only=_only(only), report=click.echo)
     except StackError as error:
         raise click.ClickException(str(error)) from error
+
+
+@devstack.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@_stack_options
+def demo(port: int, **options: Any) -> None:
+    """Start the stack, then `dagster dev` on the project's definitions until Ctrl-C.
+
+    Stops on Ctrl-C what it started: dagster dev (which shuts down on SIGINT) and the
+    servers that were not running before.
+    """
+    config = _config(options)
+    try:
+        started = stack.up(config, report=click.echo)
+    except StackError as error:
+        raise click.ClickException(str(error)) from error
+    try:
+        exit_code = dagster_dev(port)
+    finally:
+        stack.down(config, only=started, report=click.echo)
+    raise SystemExit(exit_code)
+
+
+def dagster_dev(port: int) -> int:
+    """Run `dagster dev` in the foreground with DAGSTER_HOME under the project; its exit code.
+
+    It shares our process group, so a Ctrl-C reaches it directly; we only wait for it to
+    finish its ~15 s shutdown, and end it ourselves only if it does not.
+    """
+    home = stack.REPO / "dagster_home"
+    instance_settings = home / "dagster.yaml"
+    if not instance_settings.exists():
+        # Dagster reads $DAGSTER_HOME/dagster.yaml; the project's copy lives at the top level.
+        instance_settings.symlink_to(Path("..") / "dagster.yaml")
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "dev",
+        "--workspace",
+        str(stack.REPO / "workspace.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command, cwd=stack.REPO, env={**os.environ, "DAGSTER_HOME": str(home)}
+    )
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        click.echo("stopping dagster dev (takes ~15 s)...")
+        try:
+            return process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()

@@ -1,0 +1,5 @@
+"""The Dagster Definitions that workspace.yaml loads (placeholder until the pipeline lands)."""
+
+import dagster as dg
+
+defs = dg.Definitions()
