@@ -1,0 +1,128 @@
+"""Entry point: KQL text + catalog -> one DuckDB SQL query and its Kusto result schema."""
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from . import _ast as ast
+from ._errors import KqlError
+from ._expressions import compile_expr
+from ._operators import Relation, Stages
+from ._parser import parse
+from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
+from ._sql import quote_identifier
+from ._types import normalize_type
+
+
+class Catalog(Protocol):
+    """The tables of the current database, as the emulator's storage knows them."""
+
+    database: str  # current Kusto database name
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, Kusto type) of the user columns; KeyError if there is no such table."""
+        ...
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str  # DuckDB SQL
+    columns: list[tuple[str, str]]  # output (name, Kusto type) in order
+
+
+def compile_query(text: str, catalog: Catalog, *, now: datetime | None = None) -> CompiledQuery:
+    """Compiles a KQL query into one DuckDB query over the emulator's storage.
+
+    ``now`` fixes the value of ``now()`` and ``ago()`` (default: the current UTC time); like
+    Kusto, every ``now()`` in one query has the same value.
+    """
+    query = parse(text)
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    lets = {let.name: let.value for let in query.lets}
+    compiler = _QueryCompiler(catalog, lets, moment, _calls_extent_tags(query))
+    relation = compiler.pipeline(query.body)
+    return CompiledQuery(compiler.stages.finish(relation), list(relation.columns))
+
+
+class _QueryCompiler:
+    def __init__(
+        self,
+        catalog: Catalog,
+        lets: Mapping[str, ast.Expr | ast.Pipeline],
+        now: datetime,
+        with_extent_tags: bool,
+    ) -> None:
+        self._catalog = catalog
+        self._lets = lets
+        self._now = now
+        self._with_extent_tags = with_extent_tags
+        self.stages = Stages(lets, now)
+
+    def pipeline(self, pipeline: ast.Pipeline) -> Relation:
+        if isinstance(pipeline.source, ast.Print):
+            relation = self._print(pipeline.source)
+        else:
+            relation = self._source(pipeline.source.name, pipeline.source.position, set())
+        for operator in pipeline.operators:
+            relation = self.stages.apply(relation, operator)
+        return relation
+
+    def _source(self, name: str, position: int, seen: set[str]) -> Relation:
+        """A table, or a let-bound tabular expression (``let T2 = T | where ...;``)."""
+        bound = self._lets.get(name)
+        if bound is not None and name not in seen:
+            seen.add(name)
+            if isinstance(bound, ast.Pipeline):
+                return self.pipeline(bound)
+            if isinstance(bound, ast.Name):
+                return self._source(bound.name, bound.position, seen)
+            raise KqlError(f"'{name}' is a scalar, not a table", position)
+        return self._table(name, position)
+
+    def _table(self, name: str, position: int) -> Relation:
+        database = self._catalog.database
+        try:
+            stored = self._catalog.columns(name)
+        except KeyError:
+            raise KqlError(f"unknown table '{name}' in database '{database}'", position) from None
+        columns = [(column, normalize_type(kind)) for column, kind in stored]
+        items = [f"t.{quote_identifier(column)}" for column, _ in columns]
+        hidden = [EXTENT_ID, INGESTION_TIME]
+        items += [f"t.{quote_identifier(column)}" for column in hidden]
+        source = f"{quote_identifier(database)}.{quote_identifier(name)} AS t"
+        if self._with_extent_tags:
+            # Joined at the source, before any sort, so the join cannot disturb an order.
+            extents = f"{quote_identifier(database)}.{quote_identifier('__extents')}"
+            source += f" LEFT JOIN {extents} AS e ON e.extent_id = t.{quote_identifier(EXTENT_ID)}"
+            items.append(
+                f"coalesce(to_json(e.tags), CAST('[]' AS JSON)) AS {quote_identifier(EXTENT_TAGS)}"
+            )
+            hidden.append(EXTENT_TAGS)
+        return Relation(f"SELECT {', '.join(items)} FROM {source}", columns, tuple(hidden))
+
+    def _print(self, source: ast.Print) -> Relation:
+        scope = Scope({}, frozenset(), self._lets, self._now)
+        items: list[str] = []
+        columns: list[tuple[str, str]] = []
+        for index, item in enumerate(source.items):
+            value = compile_expr(item.expr, scope)
+            name = item.name or f"print_{index}"
+            items.append(f"{value.text} AS {quote_identifier(name)}")
+            columns.append((name, value.kusto_type))
+        return Relation(f"SELECT {', '.join(items)}", columns)
+
+
+def _walk(node: object) -> Iterator[object]:
+    yield node
+    if isinstance(node, list | tuple):
+        for child in node:
+            yield from _walk(child)
+    elif dataclasses.is_dataclass(node):
+        for field in dataclasses.fields(node):
+            yield from _walk(getattr(node, field.name))
+
+
+def _calls_extent_tags(query: ast.Query) -> bool:
+    return any(isinstance(node, ast.Call) and node.name == "extent_tags" for node in _walk(query))

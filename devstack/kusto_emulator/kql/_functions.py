@@ -1,0 +1,193 @@
+"""Kusto scalar functions: name -> arity and a compiler from SQL arguments to SQL.
+
+Handlers raise KqlError without a position; the expression compiler adds the call's.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._convert import convert, to_datetime, to_string, unwrap_dynamic
+from ._errors import KqlError
+from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
+from ._sql import KUSTO_EPOCH_US, Sql, cast, literal, quote_identifier, typed_null
+from ._types import is_numeric, wider_numeric
+
+
+@dataclass(frozen=True)
+class Function:
+    min_args: int
+    max_args: int | None  # None: any number
+    compile: Callable[[list[Sql], Scope], Sql]
+
+
+def _now(args: list[Sql], scope: Scope) -> Sql:
+    """Kusto evaluates now() once per query, so it is a constant fixed at compile time."""
+    now = literal("datetime", scope.now)
+    if not args:
+        return now
+    return _add_timespan(now, args[0], "+")
+
+
+def _ago(args: list[Sql], scope: Scope) -> Sql:
+    return _add_timespan(literal("datetime", scope.now), args[0], "-")
+
+
+def _add_timespan(when: Sql, span: Sql, op: str) -> Sql:
+    if span.kusto_type != "timespan":
+        raise KqlError(f"expected a timespan argument, got {span.kusto_type}")
+    return Sql(f"({when.text} {op} {span.text})", "datetime")
+
+
+def _bin(args: list[Sql], scope: Scope) -> Sql:
+    """bin(value, size): rounds down to a multiple of size; datetimes count from 0001-01-01."""
+    value, size = unwrap_dynamic(args[0], "real"), args[1]
+    if value.kusto_type in ("datetime", "timespan"):
+        if size.kusto_type != "timespan":
+            raise KqlError(f"bin() of a {value.kusto_type} needs a timespan size")
+        size_us = f"epoch_us({size.text})"
+        if value.kusto_type == "datetime":
+            # Exact integer arithmetic: the offset from year 1 is always positive, so // floors.
+            text = (
+                f"make_timestamp((epoch_us({value.text}) - ({KUSTO_EPOCH_US})) // {size_us}"
+                f" * {size_us} + ({KUSTO_EPOCH_US}))"
+            )
+        else:
+            text = (
+                f"to_microseconds(CAST(floor(epoch_us({value.text}) / {size_us}) AS BIGINT)"
+                f" * {size_us})"
+            )
+        return Sql(text, value.kusto_type)
+    if not (is_numeric(value.kusto_type) and is_numeric(size.kusto_type)):
+        raise KqlError(f"bin() is not defined for {value.kusto_type} and {size.kusto_type}")
+    result_type = wider_numeric(value.kusto_type, size.kusto_type)
+    floored = f"floor({value.text} / {size.text}) * {size.text}"
+    return Sql(cast(floored, result_type), result_type)
+
+
+def _iff(args: list[Sql], scope: Scope) -> Sql:
+    condition = unwrap_dynamic(args[0], "bool")
+    if condition.kusto_type != "bool":
+        raise KqlError(f"iff() needs a bool condition, got {condition.kusto_type}")
+    when_true, when_false = args[1], args[2]
+    result_type = when_true.kusto_type
+    if when_true.kusto_type != when_false.kusto_type:
+        if is_numeric(when_true.kusto_type) and is_numeric(when_false.kusto_type):
+            result_type = wider_numeric(when_true.kusto_type, when_false.kusto_type)
+        elif "dynamic" in (when_true.kusto_type, when_false.kusto_type):
+            result_type = "dynamic"
+        else:
+            raise KqlError(
+                f"iff() branches differ in type: {when_true.kusto_type} and {when_false.kusto_type}"
+            )
+    then_sql = convert(when_true, result_type).text
+    else_sql = convert(when_false, result_type).text
+    return Sql(f"CASE WHEN {condition.text} THEN {then_sql} ELSE {else_sql} END", result_type)
+
+
+def _not(args: list[Sql], scope: Scope) -> Sql:
+    value = unwrap_dynamic(args[0], "bool")
+    if value.kusto_type != "bool":
+        raise KqlError(f"not() needs a bool argument, got {value.kusto_type}")
+    return Sql(f"(NOT {value.text})", "bool")
+
+
+def _is_empty(value: Sql) -> str:
+    """Kusto strings are never null: an empty string is the missing value."""
+    if value.kusto_type == "string":
+        return f"(coalesce({value.text}, '') = '')"
+    if value.kusto_type == "dynamic":
+        return f"({to_string(value).text} = '')"
+    return f"({value.text} IS NULL)"
+
+
+def _hidden_column(scope: Scope, column: str, kusto_type: str) -> Sql:
+    """Row metadata; rows that no longer come from one extent (after summarize) have none."""
+    if column not in scope.hidden:
+        return typed_null(kusto_type)
+    return Sql(quote_identifier(column), kusto_type)
+
+
+def _extent_id(args: list[Sql], scope: Scope) -> Sql:
+    stored = _hidden_column(scope, EXTENT_ID, "string")
+    return Sql(f"TRY_CAST({stored.text} AS UUID)", "guid")
+
+
+def _strcat(args: list[Sql], scope: Scope) -> Sql:
+    return Sql(f"concat({', '.join(to_string(arg).text for arg in args)})", "string")
+
+
+def _substring(args: list[Sql], scope: Scope) -> Sql:
+    text, start = to_string(args[0]).text, args[1].text
+    if len(args) == 2:
+        return Sql(f"substr({text}, {start} + 1)", "string")
+    return Sql(f"substr({text}, {start} + 1, {args[2].text})", "string")
+
+
+def _string_function(sql_function: str, result_type: str) -> Function:
+    return Function(
+        1, 1, lambda args, scope: Sql(f"{sql_function}({to_string(args[0]).text})", result_type)
+    )
+
+
+def _conversion(target: str) -> Function:
+    return Function(1, 1, lambda args, scope: convert(args[0], target))
+
+
+def _numeric_function(sql_function: str) -> Function:
+    def compile_numeric(args: list[Sql], scope: Scope) -> Sql:
+        value = unwrap_dynamic(args[0], "real")
+        if not is_numeric(value.kusto_type):
+            raise KqlError(f"{sql_function}() needs a number, got {value.kusto_type}")
+        rest = "".join(f", {arg.text}" for arg in args[1:])
+        return Sql(cast(f"{sql_function}({value.text}{rest})", value.kusto_type), value.kusto_type)
+
+    return Function(1, 2, compile_numeric)
+
+
+def _predicate(build: Callable[[Sql], str]) -> Function:
+    return Function(1, 1, lambda args, scope: Sql(build(args[0]), "bool"))
+
+
+FUNCTIONS: dict[str, Function] = {
+    "now": Function(0, 1, _now),
+    "ago": Function(1, 1, _ago),
+    "bin": Function(2, 2, _bin),
+    "floor": Function(2, 2, _bin),
+    "iff": Function(3, 3, _iff),
+    "iif": Function(3, 3, _iff),
+    "not": Function(1, 1, _not),
+    "isnull": _predicate(lambda value: f"({value.text} IS NULL)"),
+    "isnotnull": _predicate(lambda value: f"({value.text} IS NOT NULL)"),
+    "isempty": _predicate(_is_empty),
+    "isnotempty": _predicate(lambda value: f"(NOT {_is_empty(value)})"),
+    "strlen": _string_function("length", "long"),
+    "tolower": _string_function("lower", "string"),
+    "toupper": _string_function("upper", "string"),
+    "strcat": Function(1, None, _strcat),
+    "substring": Function(2, 3, _substring),
+    "tostring": _conversion("string"),
+    "toint": _conversion("int"),
+    "tolong": _conversion("long"),
+    "todouble": _conversion("real"),
+    "toreal": _conversion("real"),
+    "todecimal": _conversion("decimal"),
+    "tobool": _conversion("bool"),
+    "toboolean": _conversion("bool"),
+    "totimespan": _conversion("timespan"),
+    "toguid": _conversion("guid"),
+    "todynamic": _conversion("dynamic"),
+    "parse_json": _conversion("dynamic"),
+    "todatetime": Function(1, 1, lambda args, scope: to_datetime(args[0])),
+    "abs": _numeric_function("abs"),
+    "round": _numeric_function("round"),
+    "array_length": Function(
+        1, 1, lambda args, scope: Sql(f"CAST(json_array_length({args[0].text}) AS BIGINT)", "long")
+    ),
+    "ingestion_time": Function(
+        0, 0, lambda args, scope: _hidden_column(scope, INGESTION_TIME, "datetime")
+    ),
+    "extent_id": Function(0, 0, _extent_id),
+    "extent_tags": Function(
+        0, 0, lambda args, scope: _hidden_column(scope, EXTENT_TAGS, "dynamic")
+    ),
+}

@@ -1,0 +1,71 @@
+"""Bodies of KQL's typed literals: ``datetime(...)``, ``timespan(...)``, ``guid(...)``,
+``dynamic(...)`` -> Python values the SQL generator can render."""
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+
+from ._errors import KqlError
+
+_TIMESPAN_CLOCK = re.compile(r"(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?")
+_TIMESPAN_NUMBER = re.compile(r"(-)?(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_datetime(body: str, position: int) -> datetime | None:
+    """``2024-01-01``, ``2024-01-01 10:00``, ``2024-01-01T10:00:00.1234567Z``, offsets -> UTC."""
+    if body.lower() == "null":
+        return None
+    text = body.strip().replace(" ", "T", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Kusto keeps 100 ns ticks; Python and DuckDB stop at microseconds.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise KqlError(f"invalid datetime literal 'datetime({body})'", position) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def parse_timespan(body: str, position: int, units: dict[str, float]) -> int | None:
+    """``1d``, ``1.5h``, ``02:03:04``, ``1.02:03:04.5`` -> microseconds."""
+    text = body.strip()
+    if text.lower() == "null":
+        return None
+    if match := _TIMESPAN_CLOCK.fullmatch(text):
+        sign, days, hours, minutes, seconds, fraction = match.groups()
+        micros = (
+            (int(days or 0) * 86_400 + int(hours) * 3_600 + int(minutes) * 60 + int(seconds or 0))
+            * 1_000_000
+        ) + int((fraction or "0")[:6].ljust(6, "0"))
+        return -micros if sign else micros
+    if match := _TIMESPAN_NUMBER.fullmatch(text):
+        sign, number, unit = match.groups()
+        factor = units.get(unit.lower() or "d")  # a bare number counts days
+        if factor is not None:
+            micros = round(float(number) * factor)
+            return -micros if sign else micros
+    raise KqlError(f"invalid timespan literal 'timespan({body})'", position)
+
+
+def parse_guid(body: str, position: int) -> str | None:
+    if body.lower() == "null":
+        return None
+    try:
+        return str(uuid.UUID(body.strip()))
+    except ValueError:
+        raise KqlError(f"invalid guid literal 'guid({body})'", position) from None
+
+
+def parse_dynamic(body: str, position: int) -> str | None:
+    """Returns canonical JSON text; Kusto's dynamic literals are JSON."""
+    if body.lower() == "null":
+        return None
+    try:
+        return json.dumps(json.loads(body), separators=(",", ":"))
+    except ValueError:
+        raise KqlError(f"invalid dynamic literal 'dynamic({body})'", position) from None

@@ -1,0 +1,235 @@
+"""Tabular operators: each pipe stage wraps the previous one, ``SELECT ... FROM (prev) AS sN``.
+
+A relation carries hidden columns next to the visible ones: the storage columns behind
+``ingestion_time()``, ``extent_id()`` and ``extent_tags()``, and the keys of the last
+``sort``/``top``. Row-preserving operators (where, extend, project, take, ...) pass them on
+and repeat the ``ORDER BY``, because SQL does not promise that a subquery's order survives
+the query around it; operators that build new rows (summarize, distinct, count) drop them.
+"""
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import _ast as ast
+from ._errors import KqlError
+from ._expressions import compile_expr, compile_predicate
+from ._names import ColumnNamer, aggregate_name, contains_aggregate, derived_name
+from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
+from ._sql import Sql, quote_identifier
+
+_STORAGE_COLUMNS = frozenset({EXTENT_ID, INGESTION_TIME, EXTENT_TAGS})
+
+
+@dataclass(frozen=True)
+class Relation:
+    sql: str  # a SELECT statement
+    columns: list[tuple[str, str]]  # visible (name, Kusto type), in order
+    hidden: tuple[str, ...] = ()  # SQL-only columns carried along
+    order: tuple[str, ...] = ()  # ORDER BY terms in force, over hidden sort keys
+
+
+def _order_clause(order: tuple[str, ...]) -> str:
+    return f" ORDER BY {', '.join(order)}" if order else ""
+
+
+def _named_values(
+    assignments: list[ast.Assignment],
+    scope: Scope,
+    default_name: Callable[[ast.Expr], str | None],
+    namer: ColumnNamer,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``name = expr`` items -> SELECT items and result columns, with Kusto's default names."""
+    items: list[str] = []
+    columns: list[tuple[str, str]] = []
+    for item in assignments:
+        value = compile_expr(item.expr, scope)
+        name = namer.name(item.name, default_name(item.expr))
+        items.append(f"{value.text} AS {quote_identifier(name)}")
+        columns.append((name, value.kusto_type))
+    return items, columns
+
+
+class Stages:
+    """Compiles operators one by one; numbers aliases and sort keys uniquely per query."""
+
+    def __init__(self, lets: Mapping[str, ast.Expr | ast.Pipeline], now: datetime) -> None:
+        self._lets = lets
+        self._now = now
+        self._aliases = 0
+        self._sort_keys = 0
+
+    def scope(self, relation: Relation) -> Scope:
+        columns = {name: Sql(quote_identifier(name), kind) for name, kind in relation.columns}
+        hidden = frozenset(relation.hidden) & _STORAGE_COLUMNS
+        return Scope(columns, hidden, self._lets, self._now)
+
+    def apply(self, relation: Relation, operator: ast.Operator) -> Relation:
+        handlers = {
+            ast.Where: self._where,
+            ast.Project: self._project,
+            ast.ProjectAway: self._project_away,
+            ast.ProjectRename: self._project_rename,
+            ast.Extend: self._extend,
+            ast.Take: self._take,
+            ast.Top: self._top,
+            ast.Sort: self._sort,
+            ast.Summarize: self._summarize,
+            ast.Distinct: self._distinct,
+            ast.Count: self._count,
+        }
+        return handlers[type(operator)](relation, operator)  # type: ignore[operator]
+
+    def finish(self, relation: Relation) -> str:
+        """The final SELECT: visible columns only, in the order the last sort left."""
+        if not relation.hidden and not relation.order:
+            return relation.sql
+        visible = [quote_identifier(name) for name, _ in relation.columns]
+        return self._select(relation, visible, _order_clause(relation.order))
+
+    def _select(self, relation: Relation, items: list[str], tail: str = "") -> str:
+        self._aliases += 1
+        return f"SELECT {', '.join(items)} FROM ({relation.sql}) AS s{self._aliases}{tail}"
+
+    def _carry(
+        self, relation: Relation, items: list[str], columns: list[tuple[str, str]]
+    ) -> Relation:
+        """A row-preserving stage: ``items`` plus every hidden column, order kept."""
+        hidden = [quote_identifier(name) for name in relation.hidden]
+        sql = self._select(relation, [*items, *hidden], _order_clause(relation.order))
+        return Relation(sql, columns, relation.hidden, relation.order)
+
+    # ------------------------------------------------------------ row-preserving
+
+    def _where(self, relation: Relation, operator: ast.Where) -> Relation:
+        predicate = compile_predicate(operator.predicate, self.scope(relation), "where")
+        tail = f" WHERE {predicate.text}{_order_clause(relation.order)}"
+        return Relation(
+            self._select(relation, ["*"], tail), relation.columns, relation.hidden, relation.order
+        )
+
+    def _extend(self, relation: Relation, operator: ast.Extend) -> Relation:
+        scope = self.scope(relation)
+        types = dict(relation.columns)
+        namer = ColumnNamer(list(types))
+        values: dict[str, Sql] = {}
+        for item in operator.items:
+            # A name already in the input is replaced in place, as Kusto's extend does.
+            if item.name is not None and item.name in types:
+                name = item.name
+            else:
+                name = namer.name(item.name, derived_name(item.expr))
+            value = compile_expr(item.expr, scope)
+            values[name] = value
+            # Later items may use this one; SQL cannot refer to a sibling alias, so inline it.
+            scope = scope.with_column(name, Sql(f"({value.text})", value.kusto_type))
+        names = list(types) + [name for name in values if name not in types]
+        columns = [
+            (name, values[name].kusto_type if name in values else types[name]) for name in names
+        ]
+        items = [
+            f"{values[name].text} AS {quote_identifier(name)}"
+            if name in values
+            else quote_identifier(name)
+            for name in names
+        ]
+        return self._carry(relation, items, columns)
+
+    def _project(self, relation: Relation, operator: ast.Project) -> Relation:
+        items, columns = _named_values(
+            operator.items, self.scope(relation), derived_name, ColumnNamer()
+        )
+        return self._carry(relation, items, columns)
+
+    def _project_away(self, relation: Relation, operator: ast.ProjectAway) -> Relation:
+        names = [name for name, _ in relation.columns]
+        removed: set[str] = set()
+        for pattern in operator.patterns:
+            matched = fnmatch.filter(names, pattern.name)
+            if not matched and "*" not in pattern.name:
+                raise KqlError(f"project-away: unknown column '{pattern.name}'", pattern.position)
+            removed.update(matched)
+        columns = [(name, kind) for name, kind in relation.columns if name not in removed]
+        return self._carry(relation, [quote_identifier(name) for name, _ in columns], columns)
+
+    def _project_rename(self, relation: Relation, operator: ast.ProjectRename) -> Relation:
+        types = dict(relation.columns)
+        new_names: dict[str, str] = {}
+        for new_name, old in operator.renames:
+            if old.name not in types:
+                raise KqlError(f"project-rename: unknown column '{old.name}'", old.position)
+            new_names[old.name] = new_name
+        columns = [(new_names.get(name, name), kind) for name, kind in relation.columns]
+        items = [
+            f"{quote_identifier(name)} AS {quote_identifier(new_names.get(name, name))}"
+            for name, _ in relation.columns
+        ]
+        return self._carry(relation, items, columns)
+
+    def _take(self, relation: Relation, operator: ast.Take) -> Relation:
+        tail = f"{_order_clause(relation.order)} LIMIT {self._row_count(relation, operator.count)}"
+        return Relation(
+            self._select(relation, ["*"], tail), relation.columns, relation.hidden, relation.order
+        )
+
+    def _row_count(self, relation: Relation, expr: ast.Expr) -> str:
+        count = compile_expr(expr, self.scope(relation))
+        if count.kusto_type not in ("int", "long"):
+            raise KqlError(f"row count must be an integer, got {count.kusto_type}", expr.position)
+        return count.text
+
+    def _sort(self, relation: Relation, operator: ast.Sort) -> Relation:
+        scope = self.scope(relation)
+        keys: list[str] = []
+        key_names: list[str] = []
+        order: list[str] = []
+        for key in operator.keys:
+            value = compile_expr(key.expr, scope)
+            self._sort_keys += 1
+            key_names.append(f"__sort_{self._sort_keys}")
+            keys.append(f"{value.text} AS {quote_identifier(key_names[-1])}")
+            direction = "DESC" if key.descending else "ASC"
+            nulls = "FIRST" if key.nulls_first else "LAST"
+            order.append(f"{quote_identifier(key_names[-1])} {direction} NULLS {nulls}")
+        sql = self._select(relation, ["*", *keys], _order_clause(tuple(order)))
+        return Relation(sql, relation.columns, relation.hidden + tuple(key_names), tuple(order))
+
+    def _top(self, relation: Relation, operator: ast.Top) -> Relation:
+        sorted_relation = self._sort(relation, ast.Sort([operator.key], operator.position))
+        return self._take(sorted_relation, ast.Take(operator.count, operator.position))
+
+    # ------------------------------------------------------------ new rows
+
+    def _summarize(self, relation: Relation, operator: ast.Summarize) -> Relation:
+        for item in operator.aggregates:
+            if not contains_aggregate(item.expr):
+                raise KqlError(
+                    "summarize: expected an aggregation function such as count() or sum()",
+                    item.expr.position,
+                )
+        scope = self.scope(relation)
+        namer = ColumnNamer()
+        by_items, by_columns = _named_values(operator.by, scope, derived_name, namer)
+        aggregate_items, aggregate_columns = _named_values(
+            operator.aggregates, scope.for_aggregates(), aggregate_name, namer
+        )
+        # Kusto puts the group-by columns first.
+        items, columns = by_items + aggregate_items, by_columns + aggregate_columns
+        group_by = ", ".join(str(n) for n in range(1, len(operator.by) + 1))
+        tail = f" GROUP BY {group_by}" if operator.by else ""
+        return Relation(self._select(relation, items, tail), columns)
+
+    def _distinct(self, relation: Relation, operator: ast.Distinct) -> Relation:
+        if not operator.items:
+            names = [quote_identifier(name) for name, _ in relation.columns]
+            return Relation(
+                self._select(relation, [f"DISTINCT {', '.join(names)}"]), relation.columns
+            )
+        items, columns = _named_values(
+            operator.items, self.scope(relation), derived_name, ColumnNamer()
+        )
+        return Relation(self._select(relation, [f"DISTINCT {', '.join(items)}"]), columns)
+
+    def _count(self, relation: Relation, operator: ast.Count) -> Relation:
+        return Relation(self._select(relation, ['COUNT(*) AS "Count"']), [("Count", "long")])
