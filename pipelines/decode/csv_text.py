@@ -1,0 +1,108 @@
+"""Delimited text (CSV, TSV, PSV, ...) and plain text lines, sent as the bytes they arrived in.
+
+One record is one row. The run is checked at once (newline count, one UTF-8 decode, and a
+C-speed delimiter count per record when the column count is known); only records that fail,
+or that contain quotes, are parsed with the ``csv`` module.
+
+Newlines: a producer's line terminator at the end of a record is dropped. A newline inside a
+quoted field is kept: Kusto's CSV parser reads quoted newlines (RFC 4180), so the row stays
+one row. A newline outside quotes would make two rows of one record: dead-lettered.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from pipelines.decode.base import ChunkAssembler, is_utf8, offsets_of, values_of
+from pipelines.records import Chunk, DeadLetter, KafkaRecord, LineFraming
+
+LINES = LineFraming()
+# Kusto's delimited formats; ``txt`` has no columns (one line, one value).
+DELIMITERS: dict[str, str | None] = {
+    "csv": ",",
+    "tsv": "\t",
+    "tsve": "\t",
+    "psv": "|",
+    "scsv": ";",
+    "sohsv": "\x01",
+    "txt": None,
+}
+
+
+def check_delimited_lines(
+    values: list[bytes], delimiter: str | None, expected_columns: int | None
+) -> tuple[list[bytes], dict[int, str]]:
+    """Payloads for ``values`` and the reason of each bad index (see the module doc)."""
+    joined = b"\n".join(values)
+    one_line_each = joined.count(b"\n") == len(values) - 1
+    if one_line_each and is_utf8(joined):
+        if delimiter is None or expected_columns is None:
+            return values, {}
+        separator = delimiter.encode()
+        if b'"' not in joined:
+            wanted = expected_columns - 1
+            counts = [value.count(separator) for value in values]
+            if counts.count(wanted) == len(values):
+                return values, {}
+    payloads = list(values)
+    problems: dict[int, str] = {}
+    for i, value in enumerate(values):
+        payload, reason = _check_row(value, delimiter, expected_columns)
+        if reason is None:
+            payloads[i] = payload
+        else:
+            problems[i] = reason
+    return payloads, problems
+
+
+def _check_row(
+    value: bytes, delimiter: str | None, expected_columns: int | None
+) -> tuple[bytes, str | None]:
+    payload = value[:-1] if value.endswith(b"\n") else value
+    payload = payload[:-1] if value.endswith(b"\r\n") else payload
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return payload, f"invalid UTF-8 at byte {bad.start}"
+    if delimiter is None:
+        if "\n" in text:
+            return payload, f"text record spans {text.count(chr(10)) + 1} lines"
+        return payload, None
+    if '"' not in text:
+        if "\n" in text:
+            return payload, (
+                f"CSV record spans {text.count(chr(10)) + 1} rows; "
+                "only quoted fields may contain newlines"
+            )
+        columns = text.count(delimiter) + 1
+    else:
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+        except csv.Error as error:
+            return payload, f"invalid CSV: {error}"
+        if len(rows) != 1:
+            return payload, f"CSV record holds {len(rows)} rows, expected 1"
+        columns = len(rows[0])
+    if expected_columns is not None and columns != expected_columns:
+        return payload, f"CSV record has {columns} columns, expected {expected_columns}"
+    return payload, None
+
+
+class DelimitedTextDecoder:
+    """Plain-string records in a delimited format (or ``txt``): the value bytes, one per line."""
+
+    def __init__(self, format: str, expected_columns: int | None = None) -> None:
+        if format not in DELIMITERS:
+            raise ValueError(f"not a delimited text format: {format!r}")
+        self._format, self._delimiter = format, DELIMITERS[format]
+        self._expected_columns = expected_columns
+
+    def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
+        out = ChunkAssembler(self._format)
+        values = values_of(records)
+        rows, present = out.without_tombstones(records, values)
+        payloads, problems = check_delimited_lines(present, self._delimiter, self._expected_columns)
+        out.add_checked(LINES, records, offsets_of(records), rows, payloads, problems)
+        return out.result()
