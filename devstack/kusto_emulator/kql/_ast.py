@@ -77,6 +77,17 @@ class Between:
 Expr = Literal | Name | Member | Call | Unary | Binary | InList | Between
 
 
+def start_of(expr: Expr) -> int:
+    """Where the text of ``expr`` begins (an infix node's own position is its operator's)."""
+    if isinstance(expr, Binary):
+        return start_of(expr.left)
+    if isinstance(expr, InList | Between):
+        return start_of(expr.operand)
+    if isinstance(expr, Member):
+        return start_of(expr.target)
+    return expr.position
+
+
 @dataclass(frozen=True)
 class Assignment:
     """``name = expr`` or a bare ``expr`` (name None: the compiler derives one)."""

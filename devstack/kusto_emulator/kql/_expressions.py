@@ -46,7 +46,7 @@ def compile_predicate(expr: ast.Expr, scope: Scope, operator: str) -> Sql:
     if predicate.kusto_type != "bool":
         raise KqlError(
             f"'{operator}' needs a bool predicate, got {predicate.kusto_type}",
-            expr.position,
+            ast.start_of(expr),
         )
     return predicate
 

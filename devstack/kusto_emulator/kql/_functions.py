@@ -138,7 +138,7 @@ def _numeric_function(sql_function: str) -> Function:
         value = unwrap_dynamic(args[0], "real")
         if not is_numeric(value.kusto_type):
             raise KqlError(f"{sql_function}() needs a number, got {value.kusto_type}")
-        rest = "".join(f", {arg.text}" for arg in args[1:])
+        rest = "".join(f", CAST({arg.text} AS INTEGER)" for arg in args[1:])  # digits
         return Sql(cast(f"{sql_function}({value.text}{rest})", value.kusto_type), value.kusto_type)
 
     return Function(1, 2, compile_numeric)

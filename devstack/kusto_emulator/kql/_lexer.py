@@ -45,6 +45,8 @@ _SYMBOLS = (
     ")",
     "[",
     "]",
+    "{",
+    "}",
     ",",
     ".",
     "=",
@@ -179,14 +181,14 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
 def _identifier(text: str, match: re.Match[str], tokens: list[Token]) -> int:
     word, start, end = match.group(), match.start(), match.end()
     if word.lower() in _RAW_LITERAL_TYPES and text.startswith("(", end):
-        close = _matching_paren(text, end)
+        close = _matching_paren(text, end, start)
         tokens.append(Token(Kind.RAW_LITERAL, word.lower(), start, text[end + 1 : close].strip()))
         return close + 1
     tokens.append(Token(Kind.IDENT, word, start))
     return end
 
 
-def _matching_paren(text: str, open_at: int) -> int:
+def _matching_paren(text: str, open_at: int, literal_start: int) -> int:
     depth = 0
     quote: str | None = None
     for i in range(open_at, len(text)):
@@ -202,4 +204,4 @@ def _matching_paren(text: str, open_at: int) -> int:
             depth -= 1
             if depth == 0:
                 return i
-    raise KqlError("unbalanced parenthesis in literal", open_at)
+    raise KqlError("unbalanced parenthesis in literal", literal_start)

@@ -176,7 +176,9 @@ class Stages:
     def _row_count(self, relation: Relation, expr: ast.Expr) -> str:
         count = compile_expr(expr, self.scope(relation))
         if count.kusto_type not in ("int", "long"):
-            raise KqlError(f"row count must be an integer, got {count.kusto_type}", expr.position)
+            raise KqlError(
+                f"row count must be an integer, got {count.kusto_type}", ast.start_of(expr)
+            )
         return count.text
 
     def _sort(self, relation: Relation, operator: ast.Sort) -> Relation:
@@ -206,7 +208,7 @@ class Stages:
             if not contains_aggregate(item.expr):
                 raise KqlError(
                     "summarize: expected an aggregation function such as count() or sum()",
-                    item.expr.position,
+                    ast.start_of(item.expr),
                 )
         scope = self.scope(relation)
         namer = ColumnNamer()

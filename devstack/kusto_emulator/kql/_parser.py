@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from . import _ast as ast
 from ._errors import KqlError
-from ._lexer import TIMESPAN_UNITS, Kind, Token, tokenize
+from ._lexer import Kind, Token, tokenize
 from ._literals import parse_datetime, parse_dynamic, parse_guid, parse_timespan
 
 _COMPARISON_SYMBOLS = frozenset({"==", "!=", "<>", "<", "<=", ">", ">=", "=~", "!~"})
@@ -412,7 +412,7 @@ class _Parser:
         if kusto_type == "datetime":
             value = parse_datetime(body, position)
         elif kusto_type == "timespan":
-            value = parse_timespan(body, position, TIMESPAN_UNITS)
+            value = parse_timespan(body, position)
         elif kusto_type == "guid":
             value = parse_guid(body, position)
         else:

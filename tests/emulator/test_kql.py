@@ -1,0 +1,635 @@
+"""The KQL compiler, checked by running its SQL on an in-memory DuckDB laid out like the
+emulator's storage: ``"db"."Events"`` with hidden extent columns, ``"db"."__extents"``."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+import duckdb
+import pytest
+
+from devstack.kusto_emulator.kql import Catalog, CompiledQuery, KqlError, compile_query
+
+NOW = datetime(2024, 3, 1, 12, 0, 0)
+
+# Kusto -> DuckDB types, as the storage convention of the emulator states them.
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "long": "BIGINT",
+    "int": "INTEGER",
+    "real": "DOUBLE",
+    "decimal": "DECIMAL(38,10)",
+    "bool": "BOOLEAN",
+    "datetime": "TIMESTAMP",
+    "timespan": "INTERVAL",
+    "dynamic": "JSON",
+    "guid": "UUID",
+}
+
+EVENTS = [
+    ("name", "string"),
+    ("n", "long"),
+    ("i", "int"),
+    ("x", "real"),
+    ("ok", "bool"),
+    ("ts", "datetime"),
+    ("dur", "timespan"),
+    ("d", "dynamic"),
+    ("g", "guid"),
+    ("amount", "decimal"),
+]
+
+EXTENT_1 = "11111111-1111-1111-1111-111111111111"
+EXTENT_2 = "22222222-2222-2222-2222-222222222222"
+GUID_1 = "aaaaaaaa-0000-0000-0000-000000000001"
+
+ROWS = [
+    # name, n, i, x, ok, ts, dur, d, g, amount, extent, ingested
+    ("Alpha one", 1, 10, 1.5, True, "2024-01-01 10:15:00", "1 hour",
+     '{"a":{"b":"x"},"k":3,"s":"7"}', GUID_1, "1.25", EXTENT_1, "2024-02-01 00:00:00"),
+    ("beta", 2, 20, 2.5, False, "2024-01-01 10:45:00", "30 minutes",
+     '{"a":{"b":"y"},"k":5}', None, "2.5", EXTENT_1, "2024-02-01 00:00:00"),
+    ("Gamma-ray", 3, 30, None, True, "2024-01-01 11:05:00", "10 seconds",
+     "[1,2,3]", None, None, EXTENT_2, "2024-02-02 00:00:00"),
+    ("", -4, None, -0.5, None, None, None, None, None, "0", EXTENT_2, "2024-02-02 00:00:00"),
+]  # fmt: skip
+
+
+class FakeCatalog:
+    database = "db"
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        return {"Events": list(EVENTS), "Empty": [("v", "long")]}[table]
+
+
+CATALOG: Catalog = FakeCatalog()
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    connection.execute('CREATE SCHEMA "db"')
+    columns = ", ".join(f'"{name}" {DUCKDB_TYPES[kind]}' for name, kind in EVENTS)
+    connection.execute(
+        f'CREATE TABLE "db"."Events" ({columns}, __extent_id VARCHAR, __ingestion_time TIMESTAMP)'
+    )
+    connection.execute(
+        'CREATE TABLE "db"."Empty" (v BIGINT, __extent_id VARCHAR, __ingestion_time TIMESTAMP)'
+    )
+    connection.execute(
+        'CREATE TABLE "db"."__extents" (extent_id VARCHAR, table_name VARCHAR, tags VARCHAR[],'
+        " row_count BIGINT, created TIMESTAMP)"
+    )
+    placeholders = ", ".join("?" for _ in ROWS[0])
+    connection.executemany(f'INSERT INTO "db"."Events" VALUES ({placeholders})', ROWS)
+    connection.execute(
+        'INSERT INTO "db"."__extents" VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)',
+        [EXTENT_1, "Events", ["ingest-by:b1", "drop-by:b1"], 2, NOW]
+        + [EXTENT_2, "Events", [], 2, NOW],
+    )
+    yield connection
+    connection.close()
+
+
+def run(db: duckdb.DuckDBPyConnection, kql: str) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """Compiles and executes; the declared Kusto types must be what DuckDB returns."""
+    compiled = compile_query(kql, CATALOG, now=NOW)
+    result = db.sql(compiled.sql)
+    assert [str(t) for t in result.types] == [DUCKDB_TYPES[kind] for _, kind in compiled.columns]
+    assert result.columns == [name for name, _ in compiled.columns]
+    return compiled.columns, result.fetchall()
+
+
+def rows(db: duckdb.DuckDBPyConnection, kql: str) -> list[tuple]:
+    return run(db, kql)[1]
+
+
+def names(db: duckdb.DuckDBPyConnection, kql: str) -> list[str]:
+    """The ``name`` values of the rows ``kql`` returns, sorted (row order not in question)."""
+    return sorted(row[0] for row in rows(db, f"{kql} | project name"))
+
+
+def scalar(db: duckdb.DuckDBPyConnection, expr: str) -> tuple[object, str]:
+    """Value and Kusto type of one expression, via ``print``."""
+    columns, result = run(db, f"print v = {expr}")
+    return result[0][0], columns[0][1]
+
+
+# ---------------------------------------------------------------- the interface
+
+
+def test_compiled_query_carries_sql_and_schema() -> None:
+    compiled = compile_query("Events | project name", CATALOG)
+    assert isinstance(compiled, CompiledQuery)
+    assert compiled.columns == [("name", "string")]
+    assert '"db"."Events"' in compiled.sql
+
+
+def test_table_reference_returns_user_columns_without_hidden_ones(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    columns, result = run(db, "Events")
+    assert columns == EVENTS
+    assert len(result) == 4
+    assert all(len(row) == len(EVENTS) for row in result)
+
+
+def test_bracketed_table_and_column_names(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "['Events'] | where ['n'] == 2 | project ['the name'] = name")
+    assert columns == [("the name", "string")]
+    assert result == [("beta",)]
+
+
+# ---------------------------------------------------------------- where
+
+
+@pytest.mark.parametrize(
+    ("predicate", "expected"),
+    [
+        ("n == 2", ["beta"]),
+        ("n != 2", ["", "Alpha one", "Gamma-ray"]),
+        ("n <> 2", ["", "Alpha one", "Gamma-ray"]),
+        ("n < 2", ["", "Alpha one"]),
+        ("n <= 2", ["", "Alpha one", "beta"]),
+        ("n > 2", ["Gamma-ray"]),
+        ("n >= 2", ["Gamma-ray", "beta"]),
+        ("x > 0", ["Alpha one", "beta"]),  # null compares false
+        ("name == 'beta'", ["beta"]),
+        ("name == 'BETA'", []),  # == is case-sensitive
+        ("name =~ 'BETA'", ["beta"]),
+        ("name !~ 'BETA'", ["", "Alpha one", "Gamma-ray"]),
+        ("name has 'one'", ["Alpha one"]),
+        ("name has 'ONE'", ["Alpha one"]),  # has is case-insensitive
+        ("name has 'alp'", []),  # has matches whole terms only
+        ("name has 'ray'", ["Gamma-ray"]),
+        ("name !has 'one'", ["", "Gamma-ray", "beta"]),
+        ("name has_cs 'ONE'", []),
+        ("name hasprefix 'alp'", ["Alpha one"]),
+        ("name contains 'ET'", ["beta"]),
+        ("name !contains 'a'", [""]),
+        ("name contains_cs 'ET'", []),
+        ("name startswith 'al'", ["Alpha one"]),
+        ("name !startswith 'al'", ["", "Gamma-ray", "beta"]),
+        ("name endswith 'RAY'", ["Gamma-ray"]),
+        ("name endswith_cs 'RAY'", []),
+        ("name matches regex '^[A-Z]'", ["Alpha one", "Gamma-ray"]),
+        ("name in ('beta', 'Alpha one', 'nope')", ["Alpha one", "beta"]),
+        ("name in ('BETA')", []),
+        ("name in~ ('BETA')", ["beta"]),
+        ("name !in ('beta')", ["", "Alpha one", "Gamma-ray"]),
+        ("n in (dynamic([1, 3]))", ["Alpha one", "Gamma-ray"]),
+        ("n between (1 .. 2)", ["Alpha one", "beta"]),
+        ("n between(1..2)", ["Alpha one", "beta"]),
+        ("n !between (1 .. 2)", ["", "Gamma-ray"]),
+        ("ts between (datetime(2024-01-01 10:30) .. 1h)", ["Gamma-ray", "beta"]),
+        ("isnull(x)", ["Gamma-ray"]),
+        ("isnotnull(x)", ["", "Alpha one", "beta"]),
+        ("isempty(name)", [""]),
+        ("isnotempty(name)", ["Alpha one", "Gamma-ray", "beta"]),
+        ("isnull(ts)", [""]),
+        ("isempty(i)", [""]),
+        ("not(ok)", ["beta"]),
+        ("ok", ["Alpha one", "Gamma-ray"]),
+        ("n > 1 and ok", ["Gamma-ray"]),
+        ("n == 1 or n == 3", ["Alpha one", "Gamma-ray"]),
+        ("n == 1 or n == 2 and ok", ["Alpha one"]),  # and binds tighter than or
+        ("not(n == 1 or n == 2)", ["", "Gamma-ray"]),
+        ("ts > datetime(2024-01-01 10:30)", ["Gamma-ray", "beta"]),
+        ("ts < ago(30d)", ["Alpha one", "Gamma-ray", "beta"]),
+        ("dur >= 30m", ["Alpha one", "beta"]),
+        ("d.k > 4", ["beta"]),
+        ("d.a.b == 'y'", ["beta"]),
+        ("d['a']['b'] == 'x'", ["Alpha one"]),
+        ("d[1] == 2", ["Gamma-ray"]),
+        ("tolong(d.s) == 7", ["Alpha one"]),
+        ("g == guid(aaaaaaaa-0000-0000-0000-000000000001)", ["Alpha one"]),
+        ("amount > 2", ["beta"]),
+        ("n % 2 == 0", ["", "beta"]),
+    ],
+)
+def test_where(db: duckdb.DuckDBPyConnection, predicate: str, expected: list[str]) -> None:
+    assert names(db, f"Events | where {predicate}") == expected
+
+
+def test_filter_is_where_and_pipes_chain(db: duckdb.DuckDBPyConnection) -> None:
+    assert names(db, "Events | filter n > 0 | where ok") == ["Alpha one", "Gamma-ray"]
+
+
+def test_where_needs_a_bool(db: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(KqlError, match=r"'where' needs a bool predicate, got long at position 15"):
+        compile_query("Events | where n + 1", CATALOG)
+
+
+# ---------------------------------------------------------------- project, extend
+
+
+def test_project_names_and_kusto_default_names(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db,
+        "Events | where n == 1"
+        " | project name, doubled = n * 2, n + 1, strlen(name), d.a.b, tostring(d.k), bin(ts, 1h)",
+    )
+    assert columns == [
+        ("name", "string"),
+        ("doubled", "long"),
+        ("Column1", "long"),
+        ("Column2", "long"),
+        ("d_a_b", "dynamic"),
+        ("d_k", "string"),
+        ("ts", "datetime"),
+    ]
+    assert result == [("Alpha one", 2, 2, 9, '"x"', "3", datetime(2024, 1, 1, 10))]
+
+
+def test_project_unknown_column_is_an_error() -> None:
+    with pytest.raises(KqlError, match=r"unknown column or name 'nope' at position 23"):
+        compile_query("Events | project name, nope", CATALOG)
+
+
+def test_project_away_and_rename(db: duckdb.DuckDBPyConnection) -> None:
+    columns, _ = run(db, "Events | project-away d, g, amount, i* | project-rename label = name")
+    assert columns == [("label", "string"), ("n", "long"), ("x", "real"), ("ok", "bool"),
+                       ("ts", "datetime"), ("dur", "timespan")]  # fmt: skip
+    with pytest.raises(KqlError, match=r"project-away: unknown column 'nope' at position 22"):
+        compile_query("Events | project-away nope", CATALOG)
+
+
+def test_extend_adds_replaces_in_place_and_sees_earlier_items(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    columns, result = run(
+        db, "Events | where n == 2 | extend n = n * 10, m = n + 1, strlen(name) | project-away d"
+    )
+    names_in_order = [name for name, _ in columns]
+    assert names_in_order[:2] == ["name", "n"]  # n replaced where it was
+    assert names_in_order[-2:] == ["m", "Column1"]
+    assert result[0][1] == 20
+    assert result[0][-2:] == (21, 4)
+
+
+# ---------------------------------------------------------------- take, top, sort
+
+
+def test_take_and_limit(db: duckdb.DuckDBPyConnection) -> None:
+    assert len(rows(db, "Events | take 2")) == 2
+    assert len(rows(db, "Events | limit 3")) == 3
+    assert len(rows(db, "let k = 1; Events | take k")) == 1
+
+
+def test_sort_defaults_to_descending(db: duckdb.DuckDBPyConnection) -> None:
+    assert rows(db, "Events | order by n | project n") == [(3,), (2,), (1,), (-4,)]
+    assert rows(db, "Events | sort by n asc | project n") == [(-4,), (1,), (2,), (3,)]
+
+
+def test_sort_nulls_follow_kusto(db: duckdb.DuckDBPyConnection) -> None:
+    # Kusto: nulls last when descending, first when ascending, unless told otherwise.
+    assert rows(db, "Events | sort by x | project x") == [(2.5,), (1.5,), (-0.5,), (None,)]
+    assert rows(db, "Events | sort by x asc | project x") == [(None,), (-0.5,), (1.5,), (2.5,)]
+    assert rows(db, "Events | sort by x desc nulls first | project x")[0] == (None,)
+    assert rows(db, "Events | sort by x asc nulls last | project x")[-1] == (None,)
+
+
+def test_sort_by_several_keys_and_expressions(db: duckdb.DuckDBPyConnection) -> None:
+    result = rows(db, "Events | sort by ok desc, n * -1 asc | project name")
+    assert result == [("Gamma-ray",), ("Alpha one",), ("beta",), ("",)]
+
+
+def test_order_survives_later_row_preserving_operators(db: duckdb.DuckDBPyConnection) -> None:
+    result = rows(
+        db,
+        "Events | sort by n asc | where n > -10 | extend k = n * 2 | project name, k"
+        " | project-away name | take 3",
+    )
+    assert result == [(-8,), (2,), (4,)]
+
+
+def test_top(db: duckdb.DuckDBPyConnection) -> None:
+    assert rows(db, "Events | top 2 by n | project n") == [(3,), (2,)]
+    assert rows(db, "Events | top 2 by n asc | project n") == [(-4,), (1,)]
+    assert rows(db, "Events | top 1 by strlen(name) desc | project name") == [("Alpha one",)]
+
+
+# ---------------------------------------------------------------- summarize, distinct, count
+
+
+def test_count_operator(db: duckdb.DuckDBPyConnection) -> None:
+    assert run(db, "Events | count") == ([("Count", "long")], [(4,)])
+    assert rows(db, "Events | where n > 1 | count") == [(2,)]
+
+
+def test_summarize_default_names_and_types(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db,
+        "Events | summarize count(), dcount(name), sum(n), sum(i), sum(x), sum(amount), min(ts),"
+        " max(x), avg(n), countif(n > 1), make_set(ok), make_list(i)",
+    )
+    assert columns == [
+        ("count_", "long"),
+        ("dcount_name", "long"),
+        ("sum_n", "long"),
+        ("sum_i", "long"),
+        ("sum_x", "real"),
+        ("sum_amount", "decimal"),
+        ("min_ts", "datetime"),
+        ("max_x", "real"),
+        ("avg_n", "real"),
+        ("countif_", "long"),
+        ("set_ok", "dynamic"),
+        ("list_i", "dynamic"),
+    ]
+    (row,) = result
+    assert row[:5] == (4, 4, 2, 60, 3.5)
+    assert row[5] == Decimal("3.75")
+    assert row[6:10] == (datetime(2024, 1, 1, 10, 15), 2.5, 0.5, 2)
+    assert sorted(__import__("json").loads(row[10])) == [False, True]
+    assert sorted(__import__("json").loads(row[11])) == [10, 20, 30]
+
+
+def test_summarize_by_columns_and_bins(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db, "Events | where isnotnull(ts) | summarize total = sum(n), count() by ok, bin(ts, 1h)"
+    )
+    assert columns == [("ok", "bool"), ("ts", "datetime"), ("total", "long"), ("count_", "long")]
+    assert sorted(result) == [
+        (False, datetime(2024, 1, 1, 10), 2, 1),
+        (True, datetime(2024, 1, 1, 10), 1, 1),
+        (True, datetime(2024, 1, 1, 11), 3, 1),
+    ]
+
+
+def test_summarize_by_expression_without_name(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "Events | summarize c = count() by n % 2 == 0")
+    assert columns == [("Column1", "bool"), ("c", "long")]
+    assert sorted(result) == [(False, 2), (True, 2)]
+
+
+def test_summarize_by_only_and_expressions_over_aggregates(db: duckdb.DuckDBPyConnection) -> None:
+    assert sorted(rows(db, "Events | summarize by ok"), key=str) == [(False,), (None,), (True,)]
+    assert rows(db, "Events | summarize spread = max(n) - min(n)") == [(7,)]
+
+
+def test_summarize_if_variants_and_statistics(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db, "Events | summarize sumif(n, ok), dcountif(name, n > 0), take_any(n > 100), stdev(n)"
+    )
+    assert [name for name, _ in columns] == ["sumif_n", "dcountif_name", "any_", "stdev_n"]
+    assert result[0][:3] == (4, 3, False)
+    assert result[0][3] == pytest.approx(3.109126351029605)
+
+
+def test_summarize_of_empty_input(db: duckdb.DuckDBPyConnection) -> None:
+    # Kusto: one row without group-by, no rows with it.
+    assert rows(db, "Empty | summarize count(), make_set(v)") == [(0, "[]")]
+    assert rows(db, "Empty | summarize count() by v") == []
+
+
+def test_summarize_needs_aggregations() -> None:
+    with pytest.raises(KqlError, match=r"expected an aggregation function .* at position 19"):
+        compile_query("Events | summarize n by name", CATALOG)
+    with pytest.raises(KqlError, match=r"aggregate function 'sum' is only allowed in summarize"):
+        compile_query("Events | extend s = sum(n)", CATALOG)
+
+
+def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "Events | distinct ok")
+    assert columns == [("ok", "bool")]
+    assert len(result) == 3
+    assert sorted(rows(db, "Events | where n > 0 | distinct ok, even = n % 2 == 0")) == [
+        (False, True),
+        (True, False),
+    ]
+    assert len(rows(db, "Events | project ok | distinct *")) == 3
+
+
+# ---------------------------------------------------------------- scalar expressions
+
+
+@pytest.mark.parametrize(
+    ("expr", "value", "kusto_type"),
+    [
+        ("1", 1, "long"),
+        ("1.5", 1.5, "real"),
+        ("1e3", 1000.0, "real"),
+        ("-7", -7, "long"),
+        ("true", True, "bool"),
+        ("false", False, "bool"),
+        ("'it\\'s'", "it's", "string"),
+        ('"say \\"hi\\"\\n"', 'say "hi"\n', "string"),
+        ("@'C:\\path'", "C:\\path", "string"),
+        ("int(5)", 5, "int"),
+        ("long(null)", None, "long"),
+        ("real(2)", 2.0, "real"),
+        ("datetime(2024-01-02)", datetime(2024, 1, 2), "datetime"),
+        ("datetime(2024-01-02 03:04:05)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
+        ("datetime(2024-01-02T03:04:05.123Z)", datetime(2024, 1, 2, 3, 4, 5, 123000), "datetime"),
+        ("1h", timedelta(hours=1), "timespan"),
+        ("30m", timedelta(minutes=30), "timespan"),
+        ("10s", timedelta(seconds=10), "timespan"),
+        ("1d", timedelta(days=1), "timespan"),
+        ("100ms", timedelta(milliseconds=100), "timespan"),
+        ("1.5h", timedelta(minutes=90), "timespan"),
+        ("timespan(1.02:03:04)", timedelta(days=1, hours=2, minutes=3, seconds=4), "timespan"),
+        ("guid(" + GUID_1 + ")", UUID(GUID_1), "guid"),
+        ("1 + 2 * 3", 7, "long"),
+        ("(1 + 2) * 3", 9, "long"),
+        ("7 / 2", 3, "long"),  # integer division, as Kusto
+        ("-7 / 2", -3, "long"),  # truncates toward zero
+        ("7 / 2.0", 3.5, "real"),
+        ("7 % 3", 1, "long"),
+        ("int(7) / int(2)", 3, "int"),
+        ("2 - -1", 3, "long"),
+        ("now()", NOW, "datetime"),
+        ("ago(1h)", NOW - timedelta(hours=1), "datetime"),
+        ("now(-1d)", NOW - timedelta(days=1), "datetime"),
+        ("now() - ago(2d)", timedelta(days=2), "timespan"),
+        ("datetime(2024-01-02) + 1d", datetime(2024, 1, 3), "datetime"),
+        ("datetime(2024-01-02) - datetime(2024-01-01)", timedelta(days=1), "timespan"),
+        ("1h * 2", timedelta(hours=2), "timespan"),
+        ("1h / 4", timedelta(minutes=15), "timespan"),
+        ("1h / 30m", 2.0, "real"),
+        ("1h + 30m", timedelta(minutes=90), "timespan"),
+        ("bin(datetime(2024-01-01 10:37:12), 1h)", datetime(2024, 1, 1, 10), "datetime"),
+        ("bin(datetime(2024-01-01 10:37:12), 15m)", datetime(2024, 1, 1, 10, 30), "datetime"),
+        ("bin(datetime(2024-01-04 10:00), 7d)", datetime(2024, 1, 1), "datetime"),  # Mondays
+        ("bin(datetime(2024-01-01 10:37:12), 1d)", datetime(2024, 1, 1), "datetime"),
+        ("bin(37, 10)", 30, "long"),
+        ("bin(-1, 10)", -10, "long"),
+        ("bin(3.7, 0.5)", 3.5, "real"),
+        ("bin(90m, 1h)", timedelta(hours=1), "timespan"),
+        ("floor(37, 10)", 30, "long"),
+        ("tostring(42)", "42", "string"),
+        ("tostring(1.5)", "1.5", "string"),
+        ("tostring(true)", "true", "string"),
+        ("tostring(datetime(2024-01-02 03:04:05))", "2024-01-02T03:04:05Z", "string"),
+        ("tostring(datetime(2024-01-02 03:04:05.5))", "2024-01-02T03:04:05.5000000Z", "string"),
+        ("tostring(90m)", "01:30:00", "string"),
+        ("tostring(1d + 2h + 500ms)", "1.02:00:00.5000000", "string"),
+        ("tostring(-1h)", "-01:00:00", "string"),
+        ("tostring(long(null))", "", "string"),
+        ('tostring(dynamic({"a": 1}))', '{"a":1}', "string"),
+        ('tostring(dynamic("text"))', "text", "string"),
+        ("toint('12')", 12, "int"),
+        ("toint('abc')", None, "int"),
+        ("tolong(2.9)", 2, "long"),
+        ("tolong(-2.9)", -2, "long"),
+        ("tolong('12')", 12, "long"),
+        ("tolong(true)", 1, "long"),
+        ("todouble('1.25')", 1.25, "real"),
+        ("toreal(3)", 3.0, "real"),
+        ("todatetime('2024-01-02T03:04:05Z')", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
+        ("todatetime('not a date')", None, "datetime"),
+        ("strlen('héllo')", 5, "long"),
+        ("tolower('MiXeD')", "mixed", "string"),
+        ("toupper('MiXeD')", "MIXED", "string"),
+        ("strcat('a', 1, 'b', true)", "a1btrue", "string"),
+        ("substring('abcdef', 2, 3)", "cde", "string"),
+        ("iff(1 > 2, 'yes', 'no')", "no", "string"),
+        ("iif(true, 1, 2.5)", 1.0, "real"),
+        ("1 == 1", True, "bool"),
+        ("'a' < 'b'", True, "bool"),
+        ("'ABC' =~ 'abc'", True, "bool"),
+        ("abs(-3)", 3, "long"),
+        ("round(2.567, 2)", 2.57, "real"),
+        ("array_length(dynamic([1, 2, 3]))", 3, "long"),
+        ("parse_json('{\"a\": 5}').a", "5", "dynamic"),
+        ("ingestion_time()", None, "datetime"),  # no table, no extent
+    ],
+)
+def test_scalar_expression(
+    db: duckdb.DuckDBPyConnection, expr: str, value: object, kusto_type: str
+) -> None:
+    assert scalar(db, expr) == (value, kusto_type)
+
+
+def test_dynamic_literal_and_access(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db, 'print d = dynamic({"a": {"b c": [10, 20]}}) | project v = d.a["b c"][1], w = d.a.x'
+    )
+    assert columns == [("v", "dynamic"), ("w", "dynamic")]
+    assert result == [("20", None)]
+
+
+@pytest.mark.parametrize(
+    ("literal", "json_text"),
+    [
+        ('dynamic({"a": [1, 2.5, true, null]})', '{"a":[1,2.5,true,null]}'),
+        ("dynamic(['x', \"y\"])", '["x","y"]'),
+        ("dynamic({key: -1})", '{"key":-1}'),
+        ("dynamic(null)", None),
+    ],
+)
+def test_dynamic_literals(db: duckdb.DuckDBPyConnection, literal: str, json_text: str) -> None:
+    assert scalar(db, literal) == (json_text, "dynamic")
+
+
+def test_print_default_names(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "print 1, named = 'x', 2.5")
+    assert columns == [("print_0", "long"), ("named", "string"), ("print_2", "real")]
+    assert result == [(1, "x", 2.5)]
+
+
+def test_print_feeds_pipes(db: duckdb.DuckDBPyConnection) -> None:
+    assert run(db, "print a = 2 | extend b = a * 3") == ([("a", "long"), ("b", "long")], [(2, 6)])
+
+
+def test_now_is_the_current_utc_time_by_default(db: duckdb.DuckDBPyConnection) -> None:
+    compiled = compile_query("print now()", CATALOG)
+    (value,) = db.execute(compiled.sql).fetchall()[0]
+    assert abs(value - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=1)
+
+
+def test_comments_and_whitespace_are_ignored(db: duckdb.DuckDBPyConnection) -> None:
+    kql = "// all events\nEvents\n| where n == 2 // only beta\n| project name\n"
+    assert rows(db, kql) == [("beta",)]
+
+
+# ---------------------------------------------------------------- storage metadata
+
+
+def test_ingestion_time_extent_id_and_extent_tags(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db,
+        "Events | where n > 0 | sort by n asc"
+        " | project name, t = ingestion_time(), e = extent_id(), tags = extent_tags()",
+    )
+    assert columns == [("name", "string"), ("t", "datetime"), ("e", "guid"), ("tags", "dynamic")]
+    assert result == [
+        ("Alpha one", datetime(2024, 2, 1), UUID(EXTENT_1), '["ingest-by:b1","drop-by:b1"]'),
+        ("beta", datetime(2024, 2, 1), UUID(EXTENT_1), '["ingest-by:b1","drop-by:b1"]'),
+        ("Gamma-ray", datetime(2024, 2, 2), UUID(EXTENT_2), "[]"),
+    ]
+
+
+def test_rows_by_extent_tag(db: duckdb.DuckDBPyConnection) -> None:
+    kql = (
+        "Events | extend tags = tostring(extent_tags())"
+        " | where tags has 'ingest-by:b1' | summarize count() by tags"
+    )
+    assert rows(db, kql) == [('["ingest-by:b1","drop-by:b1"]', 2)]
+    assert rows(db, "Events | summarize max(ingestion_time())") == [(datetime(2024, 2, 2),)]
+
+
+def test_hidden_columns_are_gone_after_summarize(db: duckdb.DuckDBPyConnection) -> None:
+    assert rows(
+        db, "Events | summarize c = count() by ok | extend t = ingestion_time() | project t"
+    )[0] == (None,)
+
+
+# ---------------------------------------------------------------- let
+
+
+def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
+    kql = (
+        "let wanted = dynamic(['beta', 'Gamma-ray']);\n"
+        "let minimum = 1;\n"
+        "let Positive = Events | where n >= minimum;\n"
+        "Positive | where name in (wanted) | project name"
+    )
+    assert sorted(rows(db, kql)) == [("Gamma-ray",), ("beta",)]
+    assert len(rows(db, "let E = Events; E | take 1")) == 1
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kql", "message"),
+    [
+        ("Events | take 1 | mv-expand d", r"unsupported KQL operator 'mv-expand' at position 18"),
+        ("Events | join (Events) on n", r"unsupported KQL operator 'join' at position 9"),
+        (
+            "Events | extend y = frobnicate(n)",
+            r"unsupported KQL function 'frobnicate' at position 20",
+        ),
+        ("Nope | count", r"unknown table 'Nope' in database 'db' at position 0"),
+        ("Events | where nope > 1", r"unknown column or name 'nope' at position 15"),
+        ("Events | where n >", r"expected an expression, found end of query at position 18"),
+        ("Events | where (n > 1", r"expected '\)', found end of query at position 21"),
+        ("Events | project name,", r"expected an expression, found end of query"),
+        ("Events | where name == 'open", r"unterminated string literal at position 23"),
+        ("Events | where n > 1 extra", r"expected end of query, found 'extra' at position 21"),
+        ("Events | where n > 1y", r"invalid number literal '1y' at position 19"),
+        ("print datetime(2024-13-45)", r"invalid datetime literal 'datetime\(2024-13-45\)'"),
+        ("print 'a' + 1", r"operator '\+' is not defined for string and long at position 10"),
+        ("print strlen()", r"function 'strlen' expects 1 argument\(s\), got 0 at position 6"),
+        ("print iff(1, 2, 3)", r"iff\(\): iff\(\) needs a bool condition, got long at position 6"),
+        ("print name.a", r"unknown column or name 'name'"),
+        ("Events | project name.a", r"property access needs a dynamic value, got string"),
+        ("Events | take 'x'", r"row count must be an integer, got string at position 14"),
+        ("Events | order n", r"expected 'by', found 'n' at position 15"),
+        ("Events | where n # 1", r"unexpected character '#' at position 17"),
+        ("let f = (a: long) { a }; print f(1)", r"unsupported let function or view 'f'"),
+        ("print dynamic([1,", r"unbalanced parenthesis in literal at position 6"),
+        ("print dynamic([1 2])", r"invalid dynamic literal 'dynamic\(\[1 2\]\)' at position 6"),
+    ],
+)
+def test_errors_name_what_and_where(kql: str, message: str) -> None:
+    with pytest.raises(KqlError, match=message):
+        compile_query(kql, CATALOG)
+
+
+def test_error_position_is_kept_for_servers() -> None:
+    with pytest.raises(KqlError) as caught:
+        compile_query("Events | mv-expand d", CATALOG)
+    assert caught.value.position == 9
