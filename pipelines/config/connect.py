@@ -338,7 +338,7 @@ class _Importer:
     def consumer(self) -> None:
         prefix = "consumer.override."
         _, rest = self.connection(prefix, "kafka")
-        if "bootstrap_servers" not in self.result.fields.get("kafka", {}):
+        if "bootstrap_servers" not in self.result.fields.setdefault("kafka", {}):
             self.problem(
                 f"{prefix}bootstrap.servers",
                 "required: Kafka Connect took the cluster from its worker's bootstrap.servers, "
@@ -353,7 +353,10 @@ class _Importer:
             elif key == "group.id":
                 self.put("group_id", value, setting)
             elif key in _CONSUMER_KEYS:
-                self.put(f"kafka.librdkafka.{_CONSUMER_KEYS[key]}", value, setting)
+                # librdkafka keys hold dots, so they cannot go through put()'s dotted path.
+                kafka = self.result.fields.setdefault("kafka", {})
+                kafka.setdefault("librdkafka", {})[_CONSUMER_KEYS[key]] = value
+                self.result.origins[f"kafka.librdkafka.{_CONSUMER_KEYS[key]}"] = setting
             else:
                 self.result.unused[setting] = "a Java consumer setting without effect here"
 

@@ -213,6 +213,7 @@ class KafkaSecurity(_Model):
             problems.append(("sasl_mechanism", f"required with protocol {self.protocol}"))
         if not sasl and mechanism is not None:
             problems.append(("sasl_mechanism", f"has no effect with protocol {self.protocol}"))
+            mechanism = None  # one problem is enough; do not also ask for its credentials
         credentials = mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
         for field in ("sasl_username", "sasl_password"):
             if credentials and not _is_set(self, field):
@@ -437,22 +438,22 @@ class KustoSettings(_Model):
 
     @_model_validator(mode="after")
     def _auth_fits_urls(self) -> KustoSettings:
-        problems = []
-        for field in ("ingestion_url", "query_url"):
-            url = getattr(self, field)
-            if self.auth.strategy == "none" and not is_loopback_url(url):
-                problems.append(
-                    ("auth.strategy", f"none works only with a loopback emulator, not {url}")
-                )
-            if self.auth.strategy != "none" and urlsplit(url).scheme == "http":
-                problems.append(
+        strategy = self.auth.strategy
+        urls = dict.fromkeys((self.ingestion_url, self.query_url))
+        if strategy == "none" and (remote := [u for u in urls if not is_loopback_url(u)]):
+            _report(
+                [("auth.strategy", f"none works only with a loopback emulator, not {remote[0]}")]
+            )
+        if strategy != "none" and (plain := [u for u in urls if urlsplit(u).scheme == "http"]):
+            _report(
+                [
                     (
                         "auth.strategy",
-                        f"{self.auth.strategy} would send Azure AD tokens over plain http to "
-                        f"{url}; use strategy none for the local emulator",
+                        f"{strategy} would send Azure AD tokens over plain http to {plain[0]}; "
+                        "use strategy none for the local emulator",
                     )
-                )
-        _report(sorted(set(problems)))
+                ]
+            )
         return self
 
 
@@ -579,6 +580,12 @@ class SinkSettings(_Model):
     max_range_records: int = Field(
         1_000_000, ge=1, description="Largest offset range one run reads from a partition"
     )
+    lag_threshold_records: int = Field(
+        100_000,
+        ge=1,
+        description="A partition this many records behind gets a run at once, "
+        "without waiting for flush_interval_ms (the lag sensor)",
+    )
     tempdir: Path = Field(
         default_factory=_default_tempdir, description="Staging directory (tempdir.path)"
     )
@@ -673,12 +680,12 @@ class SinkSettings(_Model):
                 )
             if mapping.tombstones == "dead_letter" and self.dead_letter is None:
                 problems.append((f"{where}.tombstones", "dead_letter needs a dead_letter topic"))
-        if self.behavior_on_error == "log" and not (self.dead_letter or self.misc_dead_letter):
+        if self.behavior_on_error != "fail" and self.dead_letter is None:
             problems.append(
                 (
                     "behavior_on_error",
-                    "log sends failed records to a dead-letter topic: configure dead_letter or "
-                    "misc_dead_letter, or use fail or ignore",
+                    f"{self.behavior_on_error} sends records that cannot be decoded to the "
+                    "dead-letter topic: configure dead_letter, or use fail",
                 )
             )
         _report(problems)
