@@ -58,10 +58,11 @@ class Binary:
 
 @dataclass(frozen=True)
 class InList:
+    """``x in (...)``; ``op`` is one of in, !in, in~, !in~, has_any, has_all."""
+
+    op: str
     operand: "Expr"
     items: list["Expr"]
-    negated: bool
-    case_insensitive: bool
     position: int
 
 

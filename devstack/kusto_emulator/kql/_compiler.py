@@ -88,7 +88,13 @@ class _QueryCompiler:
         except KeyError:
             raise KqlError(f"unknown table '{name}' in database '{database}'", position) from None
         columns = [(column, normalize_type(kind)) for column, kind in stored]
-        items = [f"t.{quote_identifier(column)}" for column, _ in columns]
+        # Kusto strings are never null: a missing value is "", which ==, in and strlen see.
+        items = [
+            f"coalesce(t.{quote_identifier(column)}, '') AS {quote_identifier(column)}"
+            if kind == "string"
+            else f"t.{quote_identifier(column)}"
+            for column, kind in columns
+        ]
         hidden = [EXTENT_ID, INGESTION_TIME]
         items += [f"t.{quote_identifier(column)}" for column in hidden]
         source = f"{quote_identifier(database)}.{quote_identifier(name)} AS t"

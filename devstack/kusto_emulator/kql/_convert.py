@@ -35,7 +35,7 @@ def to_string(value: Sql) -> Sql:
     if source == "dynamic":
         converted = (
             f"CASE json_type({text}) WHEN 'VARCHAR' THEN {_dynamic_text(value)}"
-            f" ELSE CAST({text} AS VARCHAR) END"
+            f" WHEN 'NULL' THEN NULL ELSE CAST({text} AS VARCHAR) END"
         )
     elif source == "datetime":
         converted = (

@@ -215,10 +215,7 @@ def _string_operator(op: str, left: Sql, right: Sql) -> Sql:
     word = word.removesuffix("_cs")
     haystack, needle = _text(left), _text(right)
     if word in ("has", "hasprefix", "hassuffix"):
-        before = f"'(^|{_TERM_EDGE})' || " if word != "hassuffix" else ""
-        after = f" || '($|{_TERM_EDGE})'" if word != "hasprefix" else ""
-        flags = "" if case_sensitive else ", 'i'"
-        test = f"regexp_matches({haystack}, {before}regexp_escape({needle}){after}{flags})"
+        test = _has(haystack, needle, word, case_sensitive)
     else:
         sql_function = {"contains": "contains", "startswith": "starts_with"}.get(word, "ends_with")
         if not case_sensitive:
@@ -227,21 +224,32 @@ def _string_operator(op: str, left: Sql, right: Sql) -> Sql:
     return Sql(f"(NOT {test})" if negated else test, "bool")
 
 
+def _has(haystack: str, needle: str, word: str, case_sensitive: bool) -> str:
+    before = f"'(^|{_TERM_EDGE})' || " if word != "hassuffix" else ""
+    after = f" || '($|{_TERM_EDGE})'" if word != "hasprefix" else ""
+    flags = "" if case_sensitive else ", 'i'"
+    return f"regexp_matches({haystack}, {before}regexp_escape({needle}){after}{flags})"
+
+
 def _in_list(expr: ast.InList, scope: Scope) -> Sql:
     items = [compile_expr(item, scope) for item in _expand_arrays(expr.items, scope)]
     operand = compile_expr(expr.operand, scope)
+    if expr.op in ("has_any", "has_all"):
+        tests = [_has(_text(operand), _text(item), "has", False) for item in items]
+        joiner = " OR " if expr.op == "has_any" else " AND "
+        empty = "FALSE" if expr.op == "has_any" else "TRUE"
+        return Sql(f"({joiner.join(tests)})" if tests else empty, "bool")
+    negated = expr.op.startswith("!")
     if items:
         operand = unwrap_dynamic(operand, items[0].kusto_type)
-    if expr.case_insensitive:
+    if expr.op.endswith("~"):
         left, rights = f"lower({_text(operand)})", [f"lower({_text(item)})" for item in items]
     else:
-        left, rights = (
-            operand.text,
-            [unwrap_dynamic(item, operand.kusto_type).text for item in items],
-        )
+        rights = [unwrap_dynamic(item, operand.kusto_type).text for item in items]
+        left = operand.text
     if not rights:  # x in () is false; x !in () is true
-        return Sql("TRUE" if expr.negated else "FALSE", "bool")
-    keyword = "NOT IN" if expr.negated else "IN"
+        return Sql("TRUE" if negated else "FALSE", "bool")
+    keyword = "NOT IN" if negated else "IN"
     return Sql(f"({left} {keyword} ({', '.join(rights)}))", "bool")
 
 

@@ -66,20 +66,29 @@ class Stages:
         return Scope(columns, hidden, self._lets, self._now)
 
     def apply(self, relation: Relation, operator: ast.Operator) -> Relation:
-        handlers = {
-            ast.Where: self._where,
-            ast.Project: self._project,
-            ast.ProjectAway: self._project_away,
-            ast.ProjectRename: self._project_rename,
-            ast.Extend: self._extend,
-            ast.Take: self._take,
-            ast.Top: self._top,
-            ast.Sort: self._sort,
-            ast.Summarize: self._summarize,
-            ast.Distinct: self._distinct,
-            ast.Count: self._count,
-        }
-        return handlers[type(operator)](relation, operator)  # type: ignore[operator]
+        match operator:
+            case ast.Where():
+                return self._where(relation, operator)
+            case ast.Project():
+                return self._project(relation, operator)
+            case ast.ProjectAway():
+                return self._project_away(relation, operator)
+            case ast.ProjectRename():
+                return self._project_rename(relation, operator)
+            case ast.Extend():
+                return self._extend(relation, operator)
+            case ast.Take():
+                return self._take(relation, operator)
+            case ast.Top():
+                return self._top(relation, operator)
+            case ast.Sort():
+                return self._sort(relation, operator)
+            case ast.Summarize():
+                return self._summarize(relation, operator)
+            case ast.Distinct():
+                return self._distinct(relation, operator)
+            case ast.Count():
+                return self._count(relation)
 
     def finish(self, relation: Relation) -> str:
         """The final SELECT: visible columns only, in the order the last sort left."""
@@ -233,5 +242,5 @@ class Stages:
         )
         return Relation(self._select(relation, [f"DISTINCT {', '.join(items)}"]), columns)
 
-    def _count(self, relation: Relation, operator: ast.Count) -> Relation:
+    def _count(self, relation: Relation) -> Relation:
         return Relation(self._select(relation, ['COUNT(*) AS "Count"']), [("Count", "long")])

@@ -18,6 +18,7 @@ _STRING_OPERATORS = frozenset(
     for word in ("has", "contains", "startswith", "endswith", "hasprefix", "hassuffix")
     for suffix in ("", "_cs")
 )
+_LIST_OPERATORS = frozenset({"in", "!in", "has_any", "has_all"})
 _COMPARISON_PRECEDENCE = 3
 _INFIX_PRECEDENCE = {"or": 1, "and": 2, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}
 _UNARY_PRECEDENCE = 6
@@ -279,25 +280,25 @@ class _Parser:
                 return _COMPARISON_PRECEDENCE
             return _INFIX_PRECEDENCE.get(token.text, 0)
         if token.kind is Kind.IDENT:
-            if token.text in _STRING_OPERATORS or token.text in ("in", "!in", "between"):
+            if token.text in _STRING_OPERATORS or token.text in _LIST_OPERATORS:
                 return _COMPARISON_PRECEDENCE
-            if token.text in ("!between", "matches"):
+            if token.text in ("between", "!between", "matches"):
                 return _COMPARISON_PRECEDENCE
             return _INFIX_PRECEDENCE.get(token.text, 0)
         return 0
 
     def _comparison(self, left: ast.Expr) -> ast.Expr:
         token = self._advance()
-        if token.text in ("in", "!in"):
-            case_insensitive = self._at("~") and self._adjacent(0)
-            if case_insensitive:
-                self._advance()
+        if token.text in _LIST_OPERATORS:
+            op = token.text
+            if op in ("in", "!in") and self._at("~") and self._adjacent(0):
+                op += self._advance().text
             self._expect("(")
             items = [self._expression()]
             while self._accept(","):
                 items.append(self._expression())
             self._expect(")")
-            return ast.InList(left, items, token.text == "!in", case_insensitive, token.position)
+            return ast.InList(op, left, items, token.position)
         if token.text in ("between", "!between"):
             self._expect("(")
             low = self._expression()
