@@ -17,23 +17,27 @@ from pipelines.config.connect import (
 )
 from pipelines.config.files import CONFIG_ENV, config_path, load_settings, read_settings, to_yaml
 from pipelines.config.kafka_client import kafka_client_config
-from pipelines.config.model import (
-    FORMATS,
-    KUSTO_HOST_SUFFIXES,
-    AuthSettings,
-    ConverterSettings,
-    DeadLetterSettings,
+from pipelines.config.kafka_settings import (
     KafkaConnection,
     KafkaSecurity,
     KafkaSettings,
-    KustoSettings,
     OAuthBearerSettings,
+)
+from pipelines.config.kusto_settings import (
+    KUSTO_HOST_SUFFIXES,
+    AuthSettings,
+    KustoSettings,
     ProxySettings,
+    is_loopback_url,
+    query_url_for,
+)
+from pipelines.config.model import (
+    FORMATS,
+    ConverterSettings,
+    DeadLetterSettings,
     RetrySettings,
     SinkSettings,
     TopicMapping,
-    is_loopback_url,
-    query_url_for,
 )
 from pipelines.config.references import Secret
 from pipelines.errors import ConfigError, Problem

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.config.model import KafkaConnection, KafkaSecurity, KafkaSettings
+from pipelines.config.kafka_settings import KafkaConnection, KafkaSecurity, KafkaSettings
 
 
 def _sasl(security: KafkaSecurity) -> dict[str, str]:

@@ -211,3 +211,11 @@ def test_read_settings_returns_unused_properties() -> None:
     loaded = read_settings(EXAMPLES / "connect-local.json")
     assert "connector.class" in loaded.unused
     assert read_settings(EXAMPLES / "local.yaml").unused == {}
+
+
+def test_public_names_are_exactly_all() -> None:
+    import pipelines.config as config
+
+    public = {name for name in vars(config) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(config, name)).__name__ == "module"}
+    assert public - modules == set(config.__all__)

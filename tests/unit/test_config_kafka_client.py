@@ -170,3 +170,15 @@ def test_librdkafka_accepts_the_configuration(security: dict[str, Any]) -> None:
         {"topic": "dlq", "bootstrap_servers": "127.0.0.1:1", "security": security}
     )
     Producer(kafka_client_config(dead_letter)).flush(0)
+
+
+def test_poll_interval_below_session_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be at least session.timeout.ms"):
+        KafkaSettings.model_validate({"bootstrap_servers": "b:9092", "max_poll_interval_ms": 1000})
+    KafkaSettings.model_validate(
+        {
+            "bootstrap_servers": "b:9092",
+            "max_poll_interval_ms": 1000,
+            "librdkafka": {"session.timeout.ms": 1000},
+        }
+    )
