@@ -142,7 +142,11 @@ class LoadedSettings:
 
 
 def parse_properties(text: str) -> dict[str, str]:
-    """A Java ``.properties`` text as a dict (comments, continuations and escapes handled)."""
+    """A Java ``.properties`` text as a dict (comments, continuations and escapes handled).
+
+    Raises:
+        ValueError: on a malformed ``\\uXXXX`` escape, as Java's loader does.
+    """
     lines = iter(text.splitlines())
     result: dict[str, str] = {}
     for first in lines:
@@ -177,8 +181,11 @@ def _unescape(text: str) -> str:
         char = text[index]
         if char == "\\" and index + 1 < len(text):
             following = text[index + 1]
-            if following == "u" and index + 6 <= len(text):
-                out.append(chr(int(text[index + 2 : index + 6], 16)))
+            if following == "u":
+                digits = text[index + 2 : index + 6]
+                if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                    raise ValueError(f"malformed \\u escape: \\u{digits}")
+                out.append(chr(int(digits, 16)))
                 index += 6
                 continue
             out.append({"t": "\t", "n": "\n", "r": "\r", "f": "\f"}.get(following, following))
@@ -406,6 +413,13 @@ def _namer(origins: Mapping[str, str]) -> SettingName:
     return name
 
 
+def _text(value: Any) -> str:
+    """A Connect JSON value as the text Kafka Connect would have seen."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
 def import_connect(
     props: Mapping[str, Any], name: str, *, environ: Mapping[str, str] | None = None
 ) -> LoadedSettings:
@@ -416,7 +430,7 @@ def import_connect(
     """
     importer = _Importer(name)
     for key, value in props.items():
-        importer.take(key, str(value).lower() if isinstance(value, bool) else str(value))
+        importer.take(key, _text(value))
     translation = importer.finish()
     setting_name = _namer({**_NAMES, **translation.origins})
     problems = list(translation.problems)

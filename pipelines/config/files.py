@@ -78,7 +78,10 @@ def read_settings(
         ) from None
     kind = _kind(source, text)
     if kind == "properties":
-        props = parse_properties(text)
+        try:
+            props = parse_properties(text)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}", setting="config file") from None
         return import_connect(props, _connect_name(props, {}, source), environ=environ)
     try:
         document = json.loads(text) if kind == "json" else yaml.safe_load(text)

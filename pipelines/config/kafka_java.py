@@ -67,7 +67,9 @@ def parse_jaas(text: str) -> tuple[str, dict[str, str]]:
     while position < len(rest):
         option = _JAAS_OPTION.match(rest, position)
         if option is None:
-            raise ValueError(f"cannot read the options from {rest[position:][:20]!r} on")
+            # Name only the keys read so far: the rest may hold a password.
+            after = f" after {', '.join(options)}" if options else ""
+            raise ValueError(f'cannot read the options{after}: expected key=value or key="value"')
         key, value = option.groups()
         if value.startswith('"'):
             value = re.sub(r"\\(.)", r"\1", value[1:-1])

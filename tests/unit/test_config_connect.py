@@ -486,3 +486,34 @@ def test_lenient_json_reads_single_quotes() -> None:
         {"a": "it's", "b": 'say "hi"', "c": True}
     ]
     assert parse_lenient_json("""[{'q': 'a "quoted" word'}]""") == [{"q": 'a "quoted" word'}]
+
+
+def test_malformed_jaas_never_echoes_the_password() -> None:
+    props = connect(
+        consumer__override__security__protocol="SASL_SSL",
+        consumer__override__sasl__mechanism="PLAIN",
+        consumer__override__sasl__jaas__config=(
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            'username="alice" password="hunter2;'
+        ),
+    )
+    found = problems(props)
+    assert "hunter2" not in str(found)
+    assert any(p.setting == "consumer.override.sasl.jaas.config" for p in found)
+
+
+def test_json_values_need_not_be_strings() -> None:
+    props: dict[str, Any] = connect()
+    props["kusto.tables.topics.mapping"] = [
+        {"topic": "orders", "db": "Sales", "table": "Orders", "streaming": True},
+        {"topic": "refunds", "db": "Sales", "table": "Refunds"},
+    ]
+    props["tasks.max"] = 4
+    settings = imported(props)
+    assert settings.mappings[0].streaming is True
+    assert settings.tasks_max == 4
+
+
+def test_malformed_unicode_escape_is_an_error() -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        parse_properties("a=\\u00zz\n")

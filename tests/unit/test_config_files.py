@@ -219,3 +219,8 @@ def test_public_names_are_exactly_all() -> None:
     public = {name for name in vars(config) if not name.startswith("_")}
     modules = {name for name in public if type(getattr(config, name)).__name__ == "module"}
     assert public - modules == set(config.__all__)
+
+
+def test_malformed_properties_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="malformed"):
+        load_settings(write(tmp_path, "bad.properties", "name=a\\u12\n"))
