@@ -1,5 +1,58 @@
-"""The Dagster Definitions that workspace.yaml loads (placeholder until the pipeline lands)."""
+"""The Dagster Definitions that workspace.yaml loads.
+
+The sink's settings file is named by ``KUSTO_SINK_CONFIG`` (YAML, or a Kafka Connect
+.properties/.json file). Its topics and tables become assets, its retry settings the
+step retry policy, its flush interval the interval sensor's tick.
+"""
+
+from __future__ import annotations
+
+import os
 
 import dagster as dg
 
-defs = dg.Definitions()
+from pipelines.config import SinkSettings, load_settings
+from pipelines.jobs import build_job, kafka_asset_key, kusto_asset_key
+from resources.sink import SinkResource
+from sensors.lag import build_sensors
+
+CONFIG_ENV = "KUSTO_SINK_CONFIG"
+
+
+def asset_specs(settings: SinkSettings) -> list[dg.AssetSpec]:
+    """Kafka topics and the Kusto tables they feed, so the UI draws the lineage."""
+    topics = {m.topic for m in settings.mappings if m.topic != "*"} | set(settings.topics or [])
+    tables: dict[dg.AssetKey, set[dg.AssetKey]] = {}
+    for mapping in settings.mappings:
+        sources = [mapping.topic] if mapping.topic != "*" else sorted(topics)
+        key = kusto_asset_key(mapping.db, mapping.table)
+        tables.setdefault(key, set()).update(kafka_asset_key(t) for t in sources)
+    return [
+        *(
+            dg.AssetSpec(kafka_asset_key(t), description=f"Kafka topic {t}", group_name="kafka")
+            for t in sorted(topics)
+        ),
+        *(
+            dg.AssetSpec(
+                key,
+                deps=sorted(deps, key=lambda k: k.to_user_string()),
+                description=f"Kusto table {'.'.join(key.path[1:])}; each batch a materialization",
+                group_name="kusto",
+            )
+            for key, deps in tables.items()
+        ),
+    ]
+
+
+def build_definitions(config_path: str) -> dg.Definitions:
+    settings = load_settings(config_path)
+    job = build_job(settings)
+    return dg.Definitions(
+        assets=asset_specs(settings),
+        jobs=[job],
+        sensors=build_sensors(settings, job),
+        resources={"sink": SinkResource(config_path=config_path)},
+    )
+
+
+defs = build_definitions(os.environ.get(CONFIG_ENV, "examples/local.yaml"))

@@ -15,9 +15,10 @@ from azure.kusto.data import KustoClient
 from azure.kusto.ingest import ManagedStreamingIngestClient, QueuedIngestClient
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.commit import OffsetCommitter, transactional_id
-from pipelines.config import SinkSettings, kafka_client_config
+from pipelines.config import ConverterSettings, SinkSettings, kafka_client_config
 from pipelines.credentials import connection_string
 from pipelines.decode import make_decoder
 from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
@@ -32,6 +33,7 @@ class SinkRuntime:
 
     settings: SinkSettings
     _closing: ExitStack = field(default_factory=ExitStack, repr=False)
+    _registries: dict[str, SchemaRegistryClient] = field(default_factory=dict, repr=False)
 
     # --- Kafka ---------------------------------------------------------------------------
 
@@ -104,17 +106,31 @@ class SinkRuntime:
 
     # --- Delivery ------------------------------------------------------------------------
 
+    def registry(self, converter: ConverterSettings) -> SchemaRegistryClient | None:
+        """The schema registry of a converter; one client (and cache) per URL."""
+        if not converter.schema_registry_url:
+            return None
+        url = converter.schema_registry_url
+        if url not in self._registries:
+            config = {"url": url}
+            if converter.registry_username and converter.registry_password:
+                secret = converter.registry_password.get_secret_value()
+                config["basic.auth.user.info"] = f"{converter.registry_username}:{secret}"
+            self._registries[url] = SchemaRegistryClient(config)
+        return self._registries[url]
+
     def routes(self, topic: str) -> list[Route]:
         mappings = self.settings.mapping_for(topic)
         several = len(mappings) > 1
+        converters = [self.settings.value_converter_for(m) for m in mappings]
         return [
             Route(
                 target=IngestTarget(m.db, m.table, m.format, m.mapping, m.streaming),
-                decoder=make_decoder(self.settings.value_converter_for(m), m.format),
+                decoder=make_decoder(c.kind, m.format, registry=self.registry(c)),
                 batch_suffix=f"{m.db}.{m.table}" if several else None,
                 tombstones=m.tombstones,
             )
-            for m in mappings
+            for m, c in zip(mappings, converters, strict=True)
         ]
 
     def deliver(self, rng: OffsetRange) -> DeliveryReport:

@@ -1,0 +1,122 @@
+"""Sensors that launch delivery runs: one on an interval, one on consumer lag.
+
+A tick reads committed offsets and watermarks only (never records, never commits), plans
+ranges, leaves out partitions that a queued or running run already covers, and asks for
+runs. No run key: a range whose run failed for good is simply planned again next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from pipelines.config import SinkSettings
+from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, run_config, run_tags
+from pipelines.plan import OffsetRange, PartitionState, TopicPartition
+from pipelines.runtime import SinkRuntime
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# Ranges per run: enough to amortise a run's start-up, few enough that one slow partition
+# does not hold back the others for long.
+RANGES_PER_RUN = 8
+
+Trigger = Callable[[TopicPartition, PartitionState], bool]
+
+
+def in_flight_partitions(instance: dg.DagsterInstance, sink_name: str) -> set[str]:
+    """Partitions (``topic[p]``) that a queued or running run of this sink covers."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags={SINK_TAG: sink_name}))
+    return {key for run in runs for key in run.tags.get(PARTITIONS_TAG, "").split(",") if key}
+
+
+def run_requests(
+    settings: SinkSettings,
+    states: dict[TopicPartition, PartitionState],
+    busy: set[str],
+    trigger: Trigger,
+) -> list[dg.RunRequest]:
+    """Runs for the partitions that ``trigger`` selects and no run covers yet."""
+    chosen = {tp: s for tp, s in states.items() if str(tp) not in busy and trigger(tp, s)}
+    with_ranges: list[OffsetRange] = SinkRuntime(settings).plan(chosen)
+    return [
+        dg.RunRequest(run_config=run_config(group), tags=run_tags(settings.name, group))
+        for group in _groups(with_ranges)
+    ]
+
+
+def _groups(ranges: list[OffsetRange]) -> list[list[OffsetRange]]:
+    # A partition's ranges stay in one run, in order: its commits must follow each other.
+    by_partition: dict[str, list[OffsetRange]] = {}
+    for rng in ranges:
+        by_partition.setdefault(rng.key, []).append(rng)
+    groups: list[list[OffsetRange]] = [[]]
+    for partition_ranges in by_partition.values():
+        first = partition_ranges[:1]
+        if len(groups[-1]) + len(first) > RANGES_PER_RUN:
+            groups.append([])
+        # One range per partition per run: the next one starts where this one commits.
+        groups[-1].extend(first)
+    return [g for g in groups if g]
+
+
+def build_sensor(
+    settings: SinkSettings,
+    job: dg.JobDefinition,
+    *,
+    name: str,
+    interval_seconds: int,
+    trigger: Trigger,
+    description: str,
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        with SinkRuntime(settings) as runtime:
+            states = runtime.partition_states()
+        busy = in_flight_partitions(context.instance, settings.name)
+        requests = run_requests(settings, states, busy, trigger)
+        lag = sum(s.lag(settings.kafka.auto_offset_reset) for s in states.values())
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else f"lag {lag} records; nothing to launch",
+        )
+
+    return _sensor
+
+
+def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.SensorDefinition]:
+    reset = settings.kafka.auto_offset_reset
+    threshold = settings.lag_threshold_records
+    return [
+        build_sensor(
+            settings,
+            job,
+            name=f"{_safe(settings.name)}_interval",
+            interval_seconds=max(1, settings.flush_interval_ms // 1000),
+            trigger=lambda tp, s: 0 < s.lag(reset) < threshold,
+            description="Flush partitions with any lag every flush.interval.ms",
+        ),
+        build_sensor(
+            settings,
+            job,
+            name=f"{_safe(settings.name)}_lag",
+            interval_seconds=5,
+            trigger=lambda tp, s: s.lag(reset) >= threshold,
+            description=f"Launch runs as soon as a partition is {threshold}+ records behind",
+        ),
+    ]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)

@@ -1,0 +1,98 @@
+"""The sink's data path against the real stack: Kafka → batches → Kusto → committed offsets."""
+
+from __future__ import annotations
+
+import pytest
+from azure.kusto.data import KustoClient
+from e2e_helpers import create_event_table, event, id_checksum
+
+from pipelines.config import load_settings
+from pipelines.plan import OffsetRange
+from pipelines.runtime import SinkRuntime
+
+pytestmark = pytest.mark.stack
+
+
+def kusto_ids(kusto: KustoClient, db: str, table: str) -> list[int]:
+    rows = kusto.execute_query(db, f"{table} | project id").primary_results[0]
+    return [row["id"] for row in rows]
+
+
+def test_json_topic_lands_exactly_once_and_offsets_are_committed(
+    kusto, kusto_db, make_topic, produce, write_settings
+):
+    topic = make_topic(partitions=3)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(3000)])
+    path = write_settings(
+        topic,
+        [
+            {
+                "topic": topic,
+                "db": kusto_db,
+                "table": "Events",
+                "format": "multijson",
+                "mapping": "events_json",
+            }
+        ],
+        value_converter={"kind": "json"},
+        flush_size_bytes=40_000,
+    )
+    with SinkRuntime(load_settings(path)) as runtime:
+        ranges = runtime.plan()
+        assert {(r.partition, r.start, r.end) for r in ranges} == {
+            (0, 0, 1000),
+            (1, 0, 1000),
+            (2, 0, 1000),
+        }
+        reports = [runtime.deliver(r) for r in ranges]
+        assert all(len(r.receipts) > 1 for r in reports), "flush size should cut several batches"
+
+        ids = kusto_ids(kusto, kusto_db, "Events")
+        assert len(ids) == 3000
+        assert id_checksum(ids) == id_checksum(list(range(3000)))
+        states = runtime.partition_states()
+        assert all(s.committed == s.high == 1000 for s in states.values())
+        assert runtime.plan() == [], "a second drain moves nothing"
+
+        # Replaying a delivered range by hand (its commit check aside) adds no rows.
+        replay = runtime.ingestor
+        again = [runtime.routes(topic)[0]]
+        spans = replay.delivered_spans(again[0].target, topic, 0)
+        assert min(s[0] for s in spans) == 0 and max(s[1] for s in spans) == 999
+    assert len(kusto_ids(kusto, kusto_db, "Events")) == 3000
+
+
+def test_replaying_a_range_kusto_holds_adds_nothing(
+    kusto, kusto_db, make_topic, produce, write_settings
+):
+    """A run that crashed after ingesting but before committing is replayed safely."""
+    topic = make_topic(partitions=1)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(500)], partitions=1)
+    mapping = {
+        "topic": topic,
+        "db": kusto_db,
+        "table": "Events",
+        "format": "multijson",
+        "mapping": "events_json",
+    }
+    path = write_settings(topic, [mapping], value_converter={"kind": "json"})
+    settings = load_settings(path)
+    with SinkRuntime(settings) as runtime:
+        (rng,) = runtime.plan()
+        route = runtime.routes(topic)[0]
+        # Ingest the first 300 records as a crashed run would have, without committing.
+        first = OffsetRange(topic, 0, 0, 300)
+        runtime.deliver(first)
+        # The committed offset is now 300; pretend the crash came before the commit by
+        # replaying the whole range from 0 under a second sink name (fresh group).
+    replay_path = write_settings(f"{topic}-replay", [mapping], value_converter={"kind": "json"})
+    with SinkRuntime(load_settings(replay_path)) as runtime:
+        (rng,) = runtime.plan()
+        assert (rng.start, rng.end) == (0, 500)
+        report = runtime.deliver(rng)
+        assert report.resumed_at == 300, "Kusto's tags say 0-299 are delivered"
+        assert route.target.table == "Events"
+    ids = kusto_ids(kusto, kusto_db, "Events")
+    assert sorted(ids) == list(range(500))
