@@ -243,7 +243,9 @@ class _Importer:
         self.result.problems.append(Problem(setting, message))
 
     def take(self, key: str, value: str) -> None:
-        if key in _SCALARS:
+        if key == "proxy.port" and value.strip() == "-1":
+            self.result.unused[key] = "-1 is the reference's way of saying no proxy"
+        elif key in _SCALARS:
             self.put(_SCALARS[key], value, key)
         elif key == "topics":
             self.put("topics", [topic.strip() for topic in value.split(",") if topic.strip()], key)
@@ -370,13 +372,16 @@ class _Importer:
     def dead_letter(self, prefix: str, path: str) -> None:
         if prefix not in self.groups:
             return
-        handled, rest = self.connection(prefix, path)
+        _, rest = self.connection(prefix, path)
         for key, value in rest.items():
             setting = f"{prefix}{key}"
             if key == "topic.name":
                 self.put(f"{path}.topic", value, setting)
             elif key in _DEAD_LETTER_CONNECT_ONLY:
                 self.result.unused[setting] = _DEAD_LETTER_CONNECT_ONLY[key]
+            elif path == "misc_dead_letter":
+                # The reference hands every misc.deadletterqueue.* property to its producer.
+                self.result.unused[setting] = "the sink configures its dead-letter producer itself"
             else:
                 self.problem(setting, "unknown property")
         fields = self.result.fields.get(path)

@@ -517,3 +517,16 @@ def test_json_values_need_not_be_strings() -> None:
 def test_malformed_unicode_escape_is_an_error() -> None:
     with pytest.raises(ValueError, match="malformed"):
         parse_properties("a=\\u00zz\n")
+
+
+def test_misc_dead_letter_producer_properties_are_accepted_as_unused() -> None:
+    props = connect(
+        misc__deadletterqueue__bootstrap__servers="misc:9092",
+        misc__deadletterqueue__topic__name="orders-misc",
+        misc__deadletterqueue__acks="all",
+        proxy__port="-1",
+    )
+    result = import_connect(props, "orders-sink", environ=ENV)
+    assert "misc.deadletterqueue.acks" in result.unused
+    assert "proxy.port" in result.unused
+    assert result.settings.kusto.proxy is None
