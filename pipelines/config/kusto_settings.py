@@ -55,7 +55,8 @@ def _kusto_url(value: str) -> str:
     if not host:
         raise ValueError(f"{value!r} is not a URL (expected https://<cluster>.kusto.windows.net)")
     if parts.username is not None or parts.query or parts.fragment:
-        raise ValueError(f"{value!r}: a Kusto URL has no user, query or fragment")
+        # Not echoed: a user part or query may hold a password or a SAS token.
+        raise ValueError(f"https://{host}...: a Kusto URL has no user, password, query or fragment")
     if is_loopback_url(value):
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"{value!r}: scheme must be http or https")

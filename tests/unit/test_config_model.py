@@ -102,7 +102,8 @@ def test_known_kusto_hosts_are_accepted(url: str) -> None:
         ("http://ingest-c.kusto.windows.net", "must be https://"),
         ("https://kusto.windows.net.evil.example", "not a known Kusto host"),
         ("https://evil.example/kusto.windows.net", "not a known Kusto host"),
-        ("https://user@c.kusto.windows.net", "no user, query or fragment"),
+        ("https://user:pw@c.kusto.windows.net", "no user, password, query or fragment"),
+        ("https://c.kusto.windows.net?sig=pw", "no user, password, query or fragment"),
         ("c.kusto.windows.net", "is not a URL"),
     ],
 )
@@ -112,6 +113,7 @@ def test_other_kusto_urls_are_refused_with_the_reason(url: str, reason: str) -> 
     found = problems(raw)
     assert [p.setting for p in found] == ["kusto.ingestion_url", "kusto.query_url"][: len(found)]
     assert reason in found[0].message
+    assert "pw" not in str(found)
 
 
 def test_loopback_http_is_the_emulator_and_needs_no_login() -> None:
