@@ -80,7 +80,11 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
         raise AlreadyIngested(request)
 
     mapping = _mapping(store, request, format_name, columns)
-    source = build_source(path, format_name, mapping, columns, request.ignore_first_record)
+    try:
+        source = build_source(path, format_name, mapping, columns, request.ignore_first_record)
+    except IngestionFailure as failure:
+        failure.details = failure.details.replace(str(path), "the blob")
+        raise
     try:
         extent_id, row_count = store.append_extent(
             request.database, request.table, source.select_sql, request.tags, source.arrow_tables
@@ -91,7 +95,7 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
             f"The blob has no records, or is not {format_name}.",
         ) from None
     except duckdb.Error as error:
-        raise _data_failure(format_name, error) from None
+        raise _data_failure(format_name, str(error).replace(str(path), "the blob")) from None
     return IngestionOutcome(extent_id, row_count)
 
 
@@ -115,8 +119,8 @@ def _mapping(store: KustoStore, request: IngestionRequest, format_name: str, col
     return default_mapping(format_name, columns)
 
 
-def _data_failure(format_name: str, error: duckdb.Error) -> IngestionFailure:
-    message = str(error).splitlines()[0]
+def _data_failure(format_name: str, error: str) -> IngestionFailure:
+    message = error.splitlines()[0]
     if (
         format_name not in {"json", "multijson", "singlejson"}
         and "column" in message.lower()

@@ -63,7 +63,7 @@ class KustoStore:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._connection = duckdb.connect(str(data_dir / "kusto.duckdb"))
-        self._connection.execute("SET TimeZone = 'UTC'")
+        self._connection.execute("SET GLOBAL TimeZone = 'UTC'")
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -72,20 +72,28 @@ class KustoStore:
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The shared connection, held exclusively for the duration of the block."""
+        """A cursor of the shared database, held exclusively for the duration of the block.
+
+        A fresh cursor per block: DuckDB refuses new work on a connection whose last
+        result was not consumed.
+        """
         with self._lock:
-            yield self._connection
+            cursor = self._connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            self._connection.execute("BEGIN TRANSACTION")
+        with self.connection() as cursor:
+            cursor.begin()
             try:
-                yield self._connection
+                yield cursor
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                cursor.rollback()
                 raise
-            self._connection.execute("COMMIT")
+            cursor.commit()
 
     # Databases
 
@@ -360,7 +368,9 @@ class KustoStore:
         self.require_table(database, table)
         extent_id = str(uuid.uuid4())
         schema = quote(database)
-        with self._lock, self._registered(arrow_tables or {}), self.transaction() as con:
+        with self.transaction() as con:
+            for name, arrow_table in (arrow_tables or {}).items():
+                con.register(name, arrow_table)
             con.execute(
                 f"INSERT INTO {schema}.{quote(table)} SELECT *, {literal(extent_id)}, "
                 f"CAST(now() AS TIMESTAMP) FROM ({select_sql})"
@@ -376,16 +386,6 @@ class KustoStore:
                 [extent_id, table, tags, row_count],
             )
         return extent_id, int(row_count)
-
-    @contextmanager
-    def _registered(self, arrow_tables: dict[str, pa.Table]) -> Iterator[None]:
-        for name, arrow_table in arrow_tables.items():
-            self._connection.register(name, arrow_table)
-        try:
-            yield
-        finally:
-            for name in arrow_tables:
-                self._connection.unregister(name)
 
     def extents(self, database: str, table: str | None) -> list[Extent]:
         self.require_database(database)
