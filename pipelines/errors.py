@@ -129,11 +129,8 @@ class IngestionFailed(_KustoError):
         batch_id: str | None = None,
     ) -> None:
         self.permanent = permanent
+        self.transient = not permanent  # the mark depends on what Kusto said, per instance
         super().__init__(message, table=table, batch_id=batch_id)
-
-    @property  # type: ignore[override]
-    def transient(self) -> bool:  # the mark depends on what Kusto said, per instance
-        return not self.permanent
 
 
 class CommitConflict(TerminalError):

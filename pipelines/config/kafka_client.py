@@ -9,7 +9,7 @@ def _sasl(security: KafkaSecurity) -> dict[str, str]:
     mechanism = security.sasl_mechanism
     if mechanism is None:
         return {}
-    config = {"sasl.mechanism": mechanism}
+    config: dict[str, str] = {"sasl.mechanism": mechanism}
     if security.sasl_username is not None and security.sasl_password is not None:
         config["sasl.username"] = security.sasl_username
         config["sasl.password"] = security.sasl_password.get_secret_value()

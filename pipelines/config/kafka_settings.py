@@ -160,7 +160,7 @@ class KafkaConnection(FrozenModel):
     bootstrap_servers: Annotated[str, BeforeValidator(_bootstrap_servers)] = Field(
         description="Comma-separated host:port list (bootstrap.servers)"
     )
-    security: KafkaSecurity = Field(default_factory=KafkaSecurity, description="TLS and SASL")
+    security: KafkaSecurity = Field(KafkaSecurity(), description="TLS and SASL")
     librdkafka: Annotated[dict[str, str], BeforeValidator(_librdkafka_values)] = Field(
         default_factory=dict,
         description="Extra librdkafka settings for every client of this cluster, applied last",

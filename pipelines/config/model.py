@@ -171,12 +171,8 @@ class SinkSettings(FrozenModel):
     topics: list[TopicName] | None = Field(None, description="topics; or topics_regex")
     topics_regex: str | None = Field(None, description="topics.regex; or topics")
     mappings: list[TopicMapping] = Field(min_length=1, description="kusto.tables.topics.mapping")
-    value_converter: ConverterSettings = Field(
-        default_factory=ConverterSettings, description="value.converter"
-    )
-    key_converter: ConverterSettings = Field(
-        default_factory=ConverterSettings, description="key.converter"
-    )
+    value_converter: ConverterSettings = Field(ConverterSettings(), description="value.converter")
+    key_converter: ConverterSettings = Field(ConverterSettings(), description="key.converter")
     flush_size_bytes: int = Field(
         1_048_576, ge=100, description="Batch size in raw bytes per partition (flush.size.bytes)"
     )
@@ -198,7 +194,7 @@ class SinkSettings(FrozenModel):
     behavior_on_error: Annotated[Literal["fail", "log", "ignore"], BeforeValidator(lower)] = Field(
         "fail", description="behavior.on.error"
     )
-    retry: RetrySettings = Field(default_factory=RetrySettings, description="errors.retry.*")
+    retry: RetrySettings = Field(RetrySettings(), description="errors.retry.*")
     dead_letter: DeadLetterSettings | None = Field(
         None, description="Records that cannot be decoded (errors.deadletterqueue.*)"
     )
