@@ -272,6 +272,13 @@ def test_project_away_and_rename(db: duckdb.DuckDBPyConnection) -> None:
         compile_query("Events | project-away nope", CATALOG)
 
 
+def test_project_keep_and_reorder(db: duckdb.DuckDBPyConnection) -> None:
+    columns, _ = run(db, "Events | project-keep ts, n*, name")
+    assert columns == [("name", "string"), ("n", "long"), ("ts", "datetime")]  # input order
+    columns, _ = run(db, "Events | project-keep name, x, ts | project-reorder ts, x")
+    assert columns == [("ts", "datetime"), ("x", "real"), ("name", "string")]
+
+
 def test_extend_adds_replaces_in_place_and_sees_earlier_items(
     db: duckdb.DuckDBPyConnection,
 ) -> None:
@@ -395,6 +402,12 @@ def test_summarize_if_variants_and_statistics(db: duckdb.DuckDBPyConnection) -> 
     assert result[0][3] == pytest.approx(3.109126351029605)
 
 
+def test_summarize_percentile(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "Events | summarize percentile(n, 50), p90 = percentile(x, 90)")
+    assert columns == [("percentile_n_50", "long"), ("p90", "real")]
+    assert result == [(1, 2.5)]
+
+
 def test_summarize_of_empty_input(db: duckdb.DuckDBPyConnection) -> None:
     # Kusto: one row without group-by, no rows with it.
     assert rows(db, "Empty | summarize count(), make_set(v)") == [(0, "[]")]
@@ -440,6 +453,9 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("datetime(2024-01-02)", datetime(2024, 1, 2), "datetime"),
         ("datetime(2024-01-02 03:04:05)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
         ("datetime(2024-01-02T03:04:05.123Z)", datetime(2024, 1, 2, 3, 4, 5, 123000), "datetime"),
+        ("datetime(2024-01-02T05:04:05+02:00)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
+        ('datetime("2024-01-02")', datetime(2024, 1, 2), "datetime"),
+        ("TRUE", True, "bool"),
         ("1h", timedelta(hours=1), "timespan"),
         ("30m", timedelta(minutes=30), "timespan"),
         ("10s", timedelta(seconds=10), "timespan"),
@@ -477,6 +493,8 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("floor(37, 10)", 30, "long"),
         ("tostring(42)", "42", "string"),
         ("tostring(1.5)", "1.5", "string"),
+        ("tostring(2.0)", "2", "string"),
+        ("tostring(decimal(1.25))", "1.25", "string"),
         ("tostring(true)", "true", "string"),
         ("tostring(datetime(2024-01-02 03:04:05))", "2024-01-02T03:04:05Z", "string"),
         ("tostring(datetime(2024-01-02 03:04:05.5))", "2024-01-02T03:04:05.5000000Z", "string"),
@@ -504,6 +522,28 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("substring('abcdef', 2, 3)", "cde", "string"),
         ("iff(1 > 2, 'yes', 'no')", "no", "string"),
         ("iif(true, 1, 2.5)", 1.0, "real"),
+        ("case(1 > 2, 'a', 2 > 1, 'b', 'c')", "b", "string"),
+        ("case(false, 1, 2)", 2, "long"),
+        ("coalesce(long(null), 5)", 5, "long"),
+        ("replace_string('a-b-c', '-', '+')", "a+b+c", "string"),
+        ("indexof('abcdef', 'cd')", 2, "long"),
+        ("indexof('abcdef', 'x')", -1, "long"),
+        ("split('a,b,c', ',')", '["a","b","c"]', "dynamic"),
+        ("split('a,b,c', ',', 1)", '"b"', "dynamic"),
+        ("extract('id=([0-9]+)', 1, 'x id=42 y')", "42", "string"),
+        ("extract('id=([0-9]+)', 1, 'nothing')", "", "string"),
+        ("startofday(datetime(2024-01-03 10:20))", datetime(2024, 1, 3), "datetime"),
+        ("startofweek(datetime(2024-01-03 10:20))", datetime(2023, 12, 31), "datetime"),  # Sunday
+        ("startofmonth(datetime(2024-01-03 10:20))", datetime(2024, 1, 1), "datetime"),
+        ("startofyear(datetime(2024-05-03))", datetime(2024, 1, 1), "datetime"),
+        ("getyear(datetime(2024-05-03))", 2024, "int"),
+        ("getmonth(datetime(2024-05-03))", 5, "int"),
+        ("dayofmonth(datetime(2024-05-03))", 3, "int"),
+        ("hourofday(datetime(2024-05-03 17:00))", 17, "int"),
+        ("sqrt(16)", 4.0, "real"),
+        ("pow(2, 10)", 1024.0, "real"),
+        ("log10(1000)", 3.0, "real"),
+        ("exp(0)", 1.0, "real"),
         ("1 == 1", True, "bool"),
         ("'a' < 'b'", True, "bool"),
         ("'ABC' =~ 'abc'", True, "bool"),
@@ -632,7 +672,15 @@ def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
         ("print datetime(2024-13-45)", r"invalid datetime literal 'datetime\(2024-13-45\)'"),
         ("print 'a' + 1", r"operator '\+' is not defined for string and long at position 10"),
         ("print strlen()", r"function 'strlen' expects 1 argument\(s\), got 0 at position 6"),
-        ("print iff(1, 2, 3)", r"iff\(\): iff\(\) needs a bool condition, got long at position 6"),
+        ("print strcat()", r"function 'strcat' expects at least 1 argument\(s\), got 0"),
+        ("print substring('a')", r"function 'substring' expects 2 to 3 argument\(s\), got 1"),
+        ("print iff(1, 2, 3)", r"iff\(\): conditions must be bool, got long at position 6"),
+        ("print iff(true, 'a', 1)", r"iff\(\): arguments differ in type: string and long"),
+        (
+            "print case(true, 1, false, 2)",
+            r"case\(\): expected predicate/value pairs and a final else",
+        ),
+        ("print bin(now(), 5)", r"bin\(\): a datetime needs a timespan bin size at position 6"),
         ("print name.a", r"unknown column or name 'name'"),
         ("Events | project name.a", r"property access needs a dynamic value, got string"),
         ("Events | take 'x'", r"row count must be an integer, got string at position 14"),

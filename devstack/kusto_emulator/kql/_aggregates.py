@@ -28,10 +28,10 @@ def _filter(conditions: list[str]) -> str:
     return f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
 
 
-def _numeric(value: Sql, function: str) -> Sql:
+def _numeric(value: Sql) -> Sql:
     value = unwrap_dynamic(value, "real")
     if not is_numeric(value.kusto_type):
-        raise KqlError(f"{function}() needs a numeric argument, got {value.kusto_type}")
+        raise KqlError(f"expected a numeric argument, got {value.kusto_type}")
     return value
 
 
@@ -44,14 +44,14 @@ def _dcount(args: list[Sql], conditions: list[str]) -> Sql:
 
 
 def _sum(args: list[Sql], conditions: list[str]) -> Sql:
-    value = _numeric(args[0], "sum")
+    value = _numeric(args[0])
     # DuckDB sums BIGINT into HUGEINT; Kusto's sum of int or long is a long.
     result_type = "long" if value.kusto_type in ("int", "long") else value.kusto_type
     return Sql(cast(f"sum({value.text}){_filter(conditions)}", result_type), result_type)
 
 
 def _avg(args: list[Sql], conditions: list[str]) -> Sql:
-    value = _numeric(args[0], "avg")
+    value = _numeric(args[0])
     return Sql(cast(f"avg({value.text}){_filter(conditions)}", "real"), "real")
 
 
@@ -64,10 +64,17 @@ def _extreme(function: str) -> _Compile:
 
 def _statistic(function: str) -> _Compile:
     def compile_statistic(args: list[Sql], conditions: list[str]) -> Sql:
-        value = _numeric(args[0], function)
+        value = _numeric(args[0])
         return Sql(cast(f"{function}({value.text}){_filter(conditions)}", "real"), "real")
 
     return compile_statistic
+
+
+def _percentile(args: list[Sql], conditions: list[str]) -> Sql:
+    """Nearest-rank percentile, as Kusto's: always one of the values, never interpolated."""
+    value, percent = _numeric(args[0]), args[1]
+    text = f"quantile_disc({value.text}, {percent.text} / 100.0){_filter(conditions)}"
+    return Sql(text, value.kusto_type)
 
 
 def _collect(distinct: bool) -> _Compile:
@@ -94,6 +101,7 @@ def _build() -> dict[str, Aggregate]:
         "any": Aggregate(1, _extreme("any_value"), "any_"),
         "stdev": Aggregate(1, _statistic("stddev_samp"), "stdev_"),
         "variance": Aggregate(1, _statistic("var_samp"), "variance_"),
+        "percentile": Aggregate(2, _percentile, "percentile_"),
         "make_set": Aggregate(1, _collect(distinct=True), "set_"),
         "make_list": Aggregate(1, _collect(distinct=False), "list_"),
     }

@@ -120,7 +120,10 @@ class Project:
 
 
 @dataclass(frozen=True)
-class ProjectAway:
+class ProjectColumns:
+    """project-away, project-keep or project-reorder (``mode``) of column name patterns."""
+
+    mode: str  # "away", "keep", "reorder"
     patterns: list[Name]  # names, possibly with * wildcards
     position: int
 
@@ -177,7 +180,7 @@ class Count:
 Operator = (
     Where
     | Project
-    | ProjectAway
+    | ProjectColumns
     | ProjectRename
     | Extend
     | Take

@@ -45,6 +45,13 @@ def to_string(value: Sql) -> Sql:
         )
     elif source == "timespan":
         converted = _TIMESPAN_TEXT.format(text)
+    elif source == "real":  # Kusto prints whole reals without a fraction: 2.0 -> "2"
+        converted = (
+            f"CASE WHEN {text} = trunc({text}) AND abs({text}) < 1e15"
+            f" THEN CAST(CAST({text} AS BIGINT) AS VARCHAR) ELSE CAST({text} AS VARCHAR) END"
+        )
+    elif source == "decimal":  # without the scale's trailing zeros: 1.2500000000 -> "1.25"
+        converted = f"rtrim(rtrim(CAST({text} AS VARCHAR), '0'), '.')"
     else:
         converted = f"CAST({text} AS VARCHAR)"
     # Kusto has no null strings: tostring(null) is "".
@@ -76,7 +83,7 @@ def to_datetime(value: Sql) -> Sql:
     if value.kusto_type == "datetime":
         return value
     if value.kusto_type not in ("string", "dynamic"):
-        raise KqlError(f"todatetime() cannot convert a value of type {value.kusto_type}")
+        raise KqlError(f"cannot convert a value of type {value.kusto_type}")
     text = _dynamic_text(value) if value.kusto_type == "dynamic" else value.text
     return Sql(f"TRY_CAST({text} AS TIMESTAMP)", "datetime")
 

@@ -112,7 +112,10 @@ def _call(expr: ast.Call, scope: Scope) -> Sql:
 def _check_arity(expr: ast.Call, least: int, most: int | None) -> None:
     count = len(expr.args)
     if count < least or (most is not None and count > most):
-        expected = str(least) if least == most else f"{least} to {most if most else 'any'}"
+        if most is None:
+            expected = f"at least {least}"
+        else:
+            expected = str(least) if least == most else f"{least} to {most}"
         raise KqlError(
             f"function '{expr.name}' expects {expected} argument(s), got {count}", expr.position
         )

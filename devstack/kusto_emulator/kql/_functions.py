@@ -43,7 +43,7 @@ def _bin(args: list[Sql], scope: Scope) -> Sql:
     value, size = unwrap_dynamic(args[0], "real"), args[1]
     if value.kusto_type in ("datetime", "timespan"):
         if size.kusto_type != "timespan":
-            raise KqlError(f"bin() of a {value.kusto_type} needs a timespan size")
+            raise KqlError(f"a {value.kusto_type} needs a timespan bin size")
         size_us = f"epoch_us({size.text})"
         if value.kusto_type == "datetime":
             # Exact integer arithmetic: the offset from year 1 is always positive, so // floors.
@@ -58,36 +58,62 @@ def _bin(args: list[Sql], scope: Scope) -> Sql:
             )
         return Sql(text, value.kusto_type)
     if not (is_numeric(value.kusto_type) and is_numeric(size.kusto_type)):
-        raise KqlError(f"bin() is not defined for {value.kusto_type} and {size.kusto_type}")
+        raise KqlError(f"not defined for {value.kusto_type} and {size.kusto_type}")
     result_type = wider_numeric(value.kusto_type, size.kusto_type)
     floored = f"floor({value.text} / {size.text}) * {size.text}"
     return Sql(cast(floored, result_type), result_type)
 
 
-def _iff(args: list[Sql], scope: Scope) -> Sql:
-    condition = unwrap_dynamic(args[0], "bool")
-    if condition.kusto_type != "bool":
-        raise KqlError(f"iff() needs a bool condition, got {condition.kusto_type}")
-    when_true, when_false = args[1], args[2]
-    result_type = when_true.kusto_type
-    if when_true.kusto_type != when_false.kusto_type:
-        if is_numeric(when_true.kusto_type) and is_numeric(when_false.kusto_type):
-            result_type = wider_numeric(when_true.kusto_type, when_false.kusto_type)
-        elif "dynamic" in (when_true.kusto_type, when_false.kusto_type):
-            result_type = "dynamic"
+def _common_type(values: list[Sql]) -> str:
+    """The one result type of branches that Kusto requires to agree (numbers widen)."""
+    result = values[0].kusto_type
+    for value in values[1:]:
+        kind = value.kusto_type
+        if kind == result:
+            continue
+        if is_numeric(kind) and is_numeric(result):
+            result = wider_numeric(kind, result)
+        elif "dynamic" in (kind, result):
+            result = "dynamic"
         else:
-            raise KqlError(
-                f"iff() branches differ in type: {when_true.kusto_type} and {when_false.kusto_type}"
-            )
-    then_sql = convert(when_true, result_type).text
-    else_sql = convert(when_false, result_type).text
-    return Sql(f"CASE WHEN {condition.text} THEN {then_sql} ELSE {else_sql} END", result_type)
+            raise KqlError(f"arguments differ in type: {result} and {kind}")
+    return result
+
+
+def _conditional(conditions: list[Sql], results: list[Sql]) -> Sql:
+    """CASE over (condition, result) pairs; the last result is the ELSE branch."""
+    result_type = _common_type(results)
+    branches = []
+    for condition, result in zip(conditions, results, strict=False):
+        condition = unwrap_dynamic(condition, "bool")
+        if condition.kusto_type != "bool":
+            raise KqlError(f"conditions must be bool, got {condition.kusto_type}")
+        branches.append(f"WHEN {condition.text} THEN {convert(result, result_type).text}")
+    otherwise = convert(results[-1], result_type).text
+    return Sql(f"CASE {' '.join(branches)} ELSE {otherwise} END", result_type)
+
+
+def _iff(args: list[Sql], scope: Scope) -> Sql:
+    return _conditional([args[0]], [args[1], args[2]])
+
+
+def _case(args: list[Sql], scope: Scope) -> Sql:
+    """case(predicate1, then1, predicate2, then2, ..., else)."""
+    if len(args) % 2 == 0:
+        raise KqlError("expected predicate/value pairs and a final else value")
+    return _conditional(args[0:-1:2], [*args[1::2], args[-1]])
+
+
+def _coalesce(args: list[Sql], scope: Scope) -> Sql:
+    result_type = _common_type(args)
+    values = ", ".join(convert(arg, result_type).text for arg in args)
+    return Sql(f"coalesce({values})", result_type)
 
 
 def _not(args: list[Sql], scope: Scope) -> Sql:
     value = unwrap_dynamic(args[0], "bool")
     if value.kusto_type != "bool":
-        raise KqlError(f"not() needs a bool argument, got {value.kusto_type}")
+        raise KqlError(f"expected a bool argument, got {value.kusto_type}")
     return Sql(f"(NOT {value.text})", "bool")
 
 
@@ -112,6 +138,45 @@ def _extent_id(args: list[Sql], scope: Scope) -> Sql:
     return Sql(f"TRY_CAST({stored.text} AS UUID)", "guid")
 
 
+def _start_of(unit: str) -> Function:
+    def compile_start(args: list[Sql], scope: Scope) -> Sql:
+        when = _datetime_argument(args[0])
+        if unit == "week":  # Kusto's weeks start on Sunday, DuckDB's (ISO) on Monday
+            return Sql(
+                f"(date_trunc('week', {when} + INTERVAL 1 DAY) - INTERVAL 1 DAY)", "datetime"
+            )
+        return Sql(f"date_trunc('{unit}', {when})", "datetime")
+
+    return Function(1, 1, compile_start)
+
+
+def _date_part(part: str) -> Function:
+    def compile_part(args: list[Sql], scope: Scope) -> Sql:
+        return Sql(f"CAST({part}({_datetime_argument(args[0])}) AS INTEGER)", "int")
+
+    return Function(1, 1, compile_part)
+
+
+def _datetime_argument(value: Sql) -> str:
+    value = unwrap_dynamic(value, "datetime")
+    if value.kusto_type != "datetime":
+        raise KqlError(f"expected a datetime, got {value.kusto_type}")
+    return value.text
+
+
+def _split(args: list[Sql], scope: Scope) -> Sql:
+    parts = f"to_json(string_split({to_string(args[0]).text}, {to_string(args[1]).text}))"
+    if len(args) == 2:
+        return Sql(parts, "dynamic")
+    return Sql(f"json_extract({parts}, '$[' || {args[2].text} || ']')", "dynamic")
+
+
+def _extract(args: list[Sql], scope: Scope) -> Sql:
+    """extract(regex, group, text): the group's text, "" when nothing matches."""
+    pattern, group, text = to_string(args[0]).text, args[1].text, to_string(args[2]).text
+    return Sql(f"regexp_extract({text}, {pattern}, CAST({group} AS INTEGER))", "string")
+
+
 def _strcat(args: list[Sql], scope: Scope) -> Sql:
     return Sql(f"concat({', '.join(to_string(arg).text for arg in args)})", "string")
 
@@ -121,6 +186,17 @@ def _substring(args: list[Sql], scope: Scope) -> Sql:
     if len(args) == 2:
         return Sql(f"substr({text}, {start} + 1)", "string")
     return Sql(f"substr({text}, {start} + 1, {args[2].text})", "string")
+
+
+def _real_function(sql_function: str, arity: int) -> Function:
+    def compile_real(args: list[Sql], scope: Scope) -> Sql:
+        values = [unwrap_dynamic(arg, "real") for arg in args]
+        if not all(is_numeric(value.kusto_type) for value in values):
+            raise KqlError("arguments must be numbers")
+        joined = ", ".join(cast(value.text, "real") for value in values)
+        return Sql(f"{sql_function}({joined})", "real")
+
+    return Function(arity, arity, compile_real)
 
 
 def _string_function(sql_function: str, result_type: str) -> Function:
@@ -137,7 +213,7 @@ def _numeric_function(sql_function: str) -> Function:
     def compile_numeric(args: list[Sql], scope: Scope) -> Sql:
         value = unwrap_dynamic(args[0], "real")
         if not is_numeric(value.kusto_type):
-            raise KqlError(f"{sql_function}() needs a number, got {value.kusto_type}")
+            raise KqlError(f"expected a number, got {value.kusto_type}")
         rest = "".join(f", CAST({arg.text} AS INTEGER)" for arg in args[1:])  # digits
         return Sql(cast(f"{sql_function}({value.text}{rest})", value.kusto_type), value.kusto_type)
 
@@ -154,6 +230,8 @@ FUNCTIONS: dict[str, Function] = {
     "bin": Function(2, 2, _bin),
     "floor": Function(2, 2, _bin),
     "iff": Function(3, 3, _iff),
+    "case": Function(3, None, _case),
+    "coalesce": Function(1, None, _coalesce),
     "iif": Function(3, 3, _iff),
     "not": Function(1, 1, _not),
     "isnull": _predicate(lambda value: f"({value.text} IS NULL)"),
@@ -164,6 +242,35 @@ FUNCTIONS: dict[str, Function] = {
     "tolower": _string_function("lower", "string"),
     "toupper": _string_function("upper", "string"),
     "strcat": Function(1, None, _strcat),
+    "replace_string": Function(
+        3,
+        3,
+        lambda args, scope: Sql(
+            f"replace({', '.join(to_string(arg).text for arg in args)})", "string"
+        ),
+    ),
+    "indexof": Function(  # -1 when absent, as Kusto
+        2,
+        2,
+        lambda args, scope: Sql(
+            f"(strpos({to_string(args[0]).text}, {to_string(args[1]).text}) - 1)", "long"
+        ),
+    ),
+    "split": Function(2, 3, _split),
+    "extract": Function(3, 3, _extract),
+    "startofday": _start_of("day"),
+    "startofweek": _start_of("week"),
+    "startofmonth": _start_of("month"),
+    "startofyear": _start_of("year"),
+    "getyear": _date_part("year"),
+    "getmonth": _date_part("month"),
+    "dayofmonth": _date_part("day"),
+    "hourofday": _date_part("hour"),
+    "sqrt": _real_function("sqrt", 1),
+    "exp": _real_function("exp", 1),
+    "log": _real_function("ln", 1),
+    "log10": _real_function("log10", 1),
+    "pow": _real_function("pow", 2),
     "substring": Function(2, 3, _substring),
     "tostring": _conversion("string"),
     "toint": _conversion("int"),

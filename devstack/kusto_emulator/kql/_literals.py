@@ -16,11 +16,19 @@ _TIMESPAN_NUMBER = re.compile(r"(-)?(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
 _FRACTION = re.compile(r"\.(\d+)")
 
 
+def _unquoted(body: str) -> str:
+    """``datetime("2024-01-01")`` is also valid KQL."""
+    text = body.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1].strip()
+    return text
+
+
 def parse_datetime(body: str, position: int) -> datetime | None:
     """``2024-01-01``, ``2024-01-01 10:00``, ``2024-01-01T10:00:00.1234567Z``, offsets -> UTC."""
     if body.lower() == "null":
         return None
-    text = body.strip().replace(" ", "T", 1)
+    text = _unquoted(body).replace(" ", "T", 1)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     # Kusto keeps 100 ns ticks; Python and DuckDB stop at microseconds.
@@ -36,7 +44,7 @@ def parse_datetime(body: str, position: int) -> datetime | None:
 
 def parse_timespan(body: str, position: int) -> int | None:
     """``1d``, ``1.5h``, ``02:03:04``, ``1.02:03:04.5`` -> microseconds."""
-    text = body.strip()
+    text = _unquoted(body)
     if text.lower() == "null":
         return None
     if match := _TIMESPAN_CLOCK.fullmatch(text):
@@ -59,7 +67,7 @@ def parse_guid(body: str, position: int) -> str | None:
     if body.lower() == "null":
         return None
     try:
-        return str(uuid.UUID(body.strip()))
+        return str(uuid.UUID(_unquoted(body)))
     except ValueError:
         raise KqlError(f"invalid guid literal 'guid({body})'", position) from None
 

@@ -3,7 +3,8 @@
 - a column reference keeps its name; ``d.a.b`` becomes ``d_a_b``;
 - conversions and ``bin`` pass their argument's name through: ``bin(Timestamp, 1h)`` is
   ``Timestamp``, ``tostring(d.a)`` is ``d_a``;
-- an aggregation is ``<prefix><argument name>``: ``count_``, ``sum_x``, ``dcount_x``;
+- an aggregation is ``<prefix><argument name>``: ``count_``, ``sum_x``, ``dcount_x``,
+  ``percentile_x_95``;
 - anything else is ``Column1``, ``Column2``, ... (the first free ones), or ``print_<index>`` in
   print;
 - a name already taken gets a number appended: ``x1``, ``x2``.
@@ -48,7 +49,13 @@ def aggregate_name(expr: ast.Expr) -> str | None:
         return None
     aggregate = AGGREGATES[expr.name]
     argument = derived_name(expr.args[0]) if aggregate.value_args and expr.args else None
-    return aggregate.name_prefix + (argument or "")
+    # Literal parameters join the name: percentile(x, 95) is percentile_x_95.
+    parameters = [
+        f"_{arg.value}"
+        for arg in expr.args[1 : aggregate.value_args]
+        if isinstance(arg, ast.Literal)
+    ]
+    return aggregate.name_prefix + (argument or "") + "".join(parameters)
 
 
 def contains_aggregate(expr: ast.Expr) -> bool:

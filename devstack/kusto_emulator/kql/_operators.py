@@ -71,8 +71,8 @@ class Stages:
                 return self._where(relation, operator)
             case ast.Project():
                 return self._project(relation, operator)
-            case ast.ProjectAway():
-                return self._project_away(relation, operator)
+            case ast.ProjectColumns():
+                return self._project_columns(relation, operator)
             case ast.ProjectRename():
                 return self._project_rename(relation, operator)
             case ast.Extend():
@@ -151,16 +151,25 @@ class Stages:
         )
         return self._carry(relation, items, columns)
 
-    def _project_away(self, relation: Relation, operator: ast.ProjectAway) -> Relation:
+    def _project_columns(self, relation: Relation, operator: ast.ProjectColumns) -> Relation:
         names = [name for name, _ in relation.columns]
-        removed: set[str] = set()
+        matched: list[str] = []  # in the order the patterns name them
         for pattern in operator.patterns:
-            matched = fnmatch.filter(names, pattern.name)
-            if not matched and "*" not in pattern.name:
-                raise KqlError(f"project-away: unknown column '{pattern.name}'", pattern.position)
-            removed.update(matched)
-        columns = [(name, kind) for name, kind in relation.columns if name not in removed]
-        return self._carry(relation, [quote_identifier(name) for name, _ in columns], columns)
+            found = [name for name in names if fnmatch.fnmatchcase(name, pattern.name)]
+            if not found and "*" not in pattern.name:
+                raise KqlError(
+                    f"project-{operator.mode}: unknown column '{pattern.name}'", pattern.position
+                )
+            matched += [name for name in found if name not in matched]
+        if operator.mode == "away":
+            kept = [name for name in names if name not in matched]
+        elif operator.mode == "keep":
+            kept = [name for name in names if name in matched]
+        else:
+            kept = matched + [name for name in names if name not in matched]
+        types = dict(relation.columns)
+        columns = [(name, types[name]) for name in kept]
+        return self._carry(relation, [quote_identifier(name) for name in kept], columns)
 
     def _project_rename(self, relation: Relation, operator: ast.ProjectRename) -> Relation:
         types = dict(relation.columns)

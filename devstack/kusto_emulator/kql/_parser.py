@@ -56,7 +56,9 @@ class _Parser:
             "where": self._where,
             "filter": self._where,
             "project": self._project,
-            "project-away": self._project_away,
+            "project-away": lambda position: self._project_columns("away", position),
+            "project-keep": lambda position: self._project_columns("keep", position),
+            "project-reorder": lambda position: self._project_columns("reorder", position),
             "project-rename": self._project_rename,
             "extend": self._extend,
             "take": self._take,
@@ -178,11 +180,11 @@ class _Parser:
     def _extend(self, position: int) -> ast.Operator:
         return ast.Extend(self._assignments(), position)
 
-    def _project_away(self, position: int) -> ast.Operator:
+    def _project_columns(self, mode: str, position: int) -> ast.Operator:
         patterns = [self._name_pattern()]
         while self._accept(","):
             patterns.append(self._name_pattern())
-        return ast.ProjectAway(patterns, position)
+        return ast.ProjectColumns(mode, patterns, position)
 
     def _name_pattern(self) -> ast.Name:
         """A column name that may contain ``*`` wildcards: ``col*``, ``*_id``."""
@@ -370,8 +372,8 @@ class _Parser:
 
     def _word(self, token: Token) -> ast.Expr:
         self._advance()
-        if token.text in ("true", "false"):
-            return ast.Literal("bool", token.text == "true", token.position)
+        if token.text.lower() in ("true", "false"):  # Kusto also takes True and TRUE
+            return ast.Literal("bool", token.text.lower() == "true", token.position)
         if not self._at("("):
             return ast.Name(token.text, token.position)
         if token.text in _TYPED_SCALARS:
