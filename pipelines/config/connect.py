@@ -63,23 +63,36 @@ _SCALARS = {
 }
 _MAPPING_PROPERTIES = ("kusto.tables.topics.mapping", "kusto.tables.topics_mapping")
 
-# Where a problem about a field nobody set should point the user.
-_NAMES = {
-    "kafka.bootstrap_servers": "consumer.override.bootstrap.servers",
-    "kusto.ingestion_url": "kusto.ingestion.url",
+# Where a problem about a field nobody set should point the user: the property to set.
+_NAMES = {path: prop for prop, path in reversed(_SCALARS.items())}  # current names win
+_NAMES |= {
     "kusto.auth": "aad.auth.strategy",
     "mappings": "kusto.tables.topics.mapping",
     "topics": "topics",
-    "value_converter": "value.converter",
-    "key_converter": "key.converter",
-    "dead_letter": "errors.deadletterqueue.topic.name",
-    "dead_letter.bootstrap_servers": "errors.deadletterqueue.bootstrap.servers",
-    "misc_dead_letter": "misc.deadletterqueue.topic.name",
-    "misc_dead_letter.bootstrap_servers": "misc.deadletterqueue.bootstrap.servers",
-    "misc_dead_letter.topic": "misc.deadletterqueue.topic.name",
-    "dead_letter.topic": "errors.deadletterqueue.topic.name",
-    "behavior_on_error": "behavior.on.error",
+    "topics_regex": "topics.regex",
 }
+for _side in ("key", "value"):
+    _NAMES |= {
+        f"{_side}_converter": f"{_side}.converter",
+        f"{_side}_converter.schema_registry_url": f"{_side}.converter.schema.registry.url",
+        f"{_side}_converter.registry_password": f"{_side}.converter.basic.auth.user.info",
+    }
+for _path, _prefix in (
+    ("kafka", "consumer.override."),
+    ("dead_letter", "errors.deadletterqueue."),
+    ("misc_dead_letter", "misc.deadletterqueue."),
+):
+    _NAMES |= {
+        _path: f"{_prefix}topic.name" if _path != "kafka" else f"{_prefix}bootstrap.servers",
+        f"{_path}.topic": f"{_prefix}topic.name",
+        f"{_path}.bootstrap_servers": f"{_prefix}bootstrap.servers",
+        f"{_path}.security": f"{_prefix}security.protocol",
+        f"{_path}.security.sasl_mechanism": f"{_prefix}sasl.mechanism",
+        f"{_path}.security.sasl_username": f"{_prefix}sasl.jaas.config",
+        f"{_path}.security.sasl_password": f"{_prefix}sasl.jaas.config",
+        f"{_path}.security.oauthbearer": f"{_prefix}sasl.jaas.config",
+        f"{_path}.security.kerberos_principal": f"{_prefix}sasl.jaas.config",
+    }
 
 _CONNECT_ONLY = {
     "connector.class": "Kafka Connect's plugin class",

@@ -48,7 +48,8 @@ def problems_of(error: ValidationError, setting_name: SettingName = str) -> list
             continue
         message = _MESSAGES.get(detail["type"], detail["msg"]).removeprefix("Value error, ")
         problems.append(Problem(setting_name(path), message))
-    return problems
+    # Two fields can come from one property (user and password from sasl.jaas.config).
+    return list(dict.fromkeys(problems))
 
 
 def validate_settings(

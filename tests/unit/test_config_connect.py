@@ -176,7 +176,7 @@ def test_registry_converter_without_url_names_the_property() -> None:
     props = connect(value__converter="io.confluent.connect.json.JsonSchemaConverter")
     assert problems(props) == [
         Problem(
-            "value.converter (value_converter.schema_registry_url)",
+            "value.converter.schema.registry.url",
             "required with kind json_schema",
         )
     ]
@@ -530,3 +530,15 @@ def test_misc_dead_letter_producer_properties_are_accepted_as_unused() -> None:
     assert "misc.deadletterqueue.acks" in result.unused
     assert "proxy.port" in result.unused
     assert result.settings.kusto.proxy is None
+
+
+def test_problems_about_missing_settings_name_the_property_to_set() -> None:
+    props = connect(
+        consumer__override__security__protocol="SASL_SSL",
+        consumer__override__sasl__mechanism="PLAIN",
+    )
+    props.pop("aad.auth.appkey")
+    assert problems(props) == [
+        Problem("consumer.override.sasl.jaas.config", "required with sasl_mechanism PLAIN"),
+        Problem("aad.auth.appkey", "required with strategy application"),
+    ]
