@@ -66,6 +66,7 @@ _MAPPING_PROPERTIES = ("kusto.tables.topics.mapping", "kusto.tables.topics_mappi
 # Where a problem about a field nobody set should point the user: the property to set.
 _NAMES = {path: prop for prop, path in reversed(_SCALARS.items())}  # current names win
 _NAMES |= {
+    "kusto": "kusto.ingestion.url",
     "kusto.auth": "aad.auth.strategy",
     "mappings": "kusto.tables.topics.mapping",
     "topics": "topics",

@@ -542,3 +542,21 @@ def test_problems_about_missing_settings_name_the_property_to_set() -> None:
         Problem("consumer.override.sasl.jaas.config", "required with sasl_mechanism PLAIN"),
         Problem("aad.auth.appkey", "required with strategy application"),
     ]
+
+
+def test_the_reference_sample_properties_file_lists_what_is_missing() -> None:
+    text = (
+        "name=KustoSinkConnector\n"
+        "connector.class=com.microsoft.azure.kusto.kafka.connect.sink.KustoSinkConnector\n"
+        "tasks.max=1\n"
+        "#topics=testing1,testing2\n"
+        "#kusto.ingestion.url=https://ingest-{cluster}.kusto.windows.net/\n"
+        "value.converter=org.apache.kafka.connect.storage.StringConverter\n"
+        "key.converter=org.apache.kafka.connect.storage.StringConverter\n"
+    )
+    props = parse_properties(text)
+    assert {p.setting for p in problems(props)} == {
+        "consumer.override.bootstrap.servers",
+        "kusto.ingestion.url",
+        "kusto.tables.topics.mapping",
+    }
