@@ -209,6 +209,8 @@ def test_bracketed_table_and_column_names(db: duckdb.DuckDBPyConnection) -> None
         ("ts < ago(30d)", ["Alpha one", "Gamma-ray", "beta"]),
         ("dur >= 30m", ["Alpha one", "beta"]),
         ("d.k > 4", ["beta"]),
+        ("d.k > 4.5", ["beta"]),
+        ("d.k == 3", ["Alpha one"]),
         ("d.a.b == 'y'", ["beta"]),
         ("d['a']['b'] == 'x'", ["Alpha one"]),
         ("d[1] == 2", ["Gamma-ray"]),
@@ -479,6 +481,7 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("datetime(2024-01-02) + 1d", datetime(2024, 1, 3), "datetime"),
         ("datetime(2024-01-02) - datetime(2024-01-01)", timedelta(days=1), "timespan"),
         ("1h * 2", timedelta(hours=2), "timespan"),
+        ("1h * 1.5", timedelta(minutes=90), "timespan"),
         ("1h / 4", timedelta(minutes=15), "timespan"),
         ("1h / 30m", 2.0, "real"),
         ("1h + 30m", timedelta(minutes=90), "timespan"),
@@ -579,6 +582,17 @@ def test_dynamic_literal_and_access(db: duckdb.DuckDBPyConnection) -> None:
 )
 def test_dynamic_literals(db: duckdb.DuckDBPyConnection, literal: str, json_text: str) -> None:
     assert scalar(db, literal) == (json_text, "dynamic")
+
+
+def test_dynamic_values_in_arithmetic_and_computed_keys(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db,
+        "Events | where n == 2 | extend key = 'k' | project twice = d.k * 2, by_key = d[key]",
+    )
+    assert columns == [("twice", "real"), ("by_key", "dynamic")]
+    assert result == [(10.0, "5")]
+    quoted = 'print d = dynamic({"a \\"b": 1}) | extend k = \'a "b\' | project v = d[k]'
+    assert rows(db, quoted) == [("1",)]
 
 
 def test_print_default_names(db: duckdb.DuckDBPyConnection) -> None:

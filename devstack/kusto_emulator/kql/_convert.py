@@ -143,7 +143,11 @@ def convert(value: Sql, target: str) -> Sql:
 
 
 def unwrap_dynamic(value: Sql, wanted: str) -> Sql:
-    """A dynamic operand meeting a typed one takes that type, as Kusto compares them."""
-    if value.kusto_type == "dynamic" and wanted != "dynamic":
-        return convert(value, wanted)
-    return value
+    """A dynamic operand meeting a typed one takes that type, as Kusto compares them.
+
+    Numbers become real whatever the other side is, so that 4.5 is not rounded to 5 on its
+    way to meet a long.
+    """
+    if value.kusto_type != "dynamic" or wanted == "dynamic":
+        return value
+    return convert(value, "real" if is_numeric(wanted) else wanted)

@@ -167,8 +167,7 @@ def _logical(op: str, left: Sql, right: Sql, position: int) -> Sql:
 
 
 def _arithmetic(op: str, left: Sql, right: Sql, position: int) -> Sql:
-    left = unwrap_dynamic(left, right.kusto_type if is_numeric(right.kusto_type) else "real")
-    right = unwrap_dynamic(right, left.kusto_type if is_numeric(left.kusto_type) else "real")
+    left, right = unwrap_dynamic(left, "real"), unwrap_dynamic(right, "real")
     types = (left.kusto_type, right.kusto_type)
     result = _arithmetic_type(op, *types)
     if result is None:
