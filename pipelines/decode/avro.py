@@ -23,11 +23,13 @@ from fastavro.types import Schema
 
 from pipelines.decode.base import ChunkAssembler, offsets_of, values_of
 from pipelines.decode.registry import (
+    WIRE_HEADER,
     BadWireFormat,
     SchemaCache,
     SchemaLookup,
     UnknownSchema,
     WriterSchema,
+    shared_schema_id,
     split_wire_format,
 )
 from pipelines.records import AvroFraming, Chunk, DeadLetter, KafkaRecord
@@ -51,11 +53,16 @@ class AvroDecoder:
     def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
         out = ChunkAssembler(self._format)
         offsets = offsets_of(records)
+        rows, values = out.without_tombstones(records, values_of(records))
+        shared_id = shared_schema_id(values)
+        shared = self._schemas.get(shared_id) if shared_id is not None else None
+        if isinstance(shared, _AvroWriter) and not self._validate:
+            # the common case, one writer schema for the whole run: no loop in Python
+            bodies = [value[WIRE_HEADER.size :] for value in values]
+            out.add_checked(shared.framing, records, offsets, rows, bodies, {})
+            return out.result()
         last_id, writer = -1, None
-        for i, value in enumerate(values_of(records)):
-            if value is None:
-                out.tombstone(records[i])
-                continue
+        for i, value in zip(rows, values, strict=True):
             try:
                 schema_id, start = split_wire_format(value)
             except BadWireFormat as bad:

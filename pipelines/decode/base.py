@@ -65,6 +65,8 @@ class ChunkAssembler:
         self.chunks[-1].payloads.append(payload)
 
     def extend(self, framing: Framing, offsets: list[int], payloads: list[bytes]) -> None:
+        if not offsets:
+            return
         chunk = self._chunk_for(framing)
         chunk.offsets += offsets
         chunk.payloads += payloads
@@ -99,12 +101,10 @@ class ChunkAssembler:
         if not problems and rows == range(len(offsets)):
             self.extend(framing, offsets, payloads)
             return
-        for position, i in enumerate(rows):
-            reason = problems.get(position)
-            if reason is None:
-                self.add(framing, offsets[i], payloads[position])
-            else:
-                self.reject(records[i], reason)
+        good = [p for p in range(len(payloads)) if p not in problems]
+        self.extend(framing, [offsets[rows[p]] for p in good], [payloads[p] for p in good])
+        for position, reason in problems.items():
+            self.reject(records[rows[position]], reason)
 
     def reject(self, record: KafkaRecord, reason: str) -> None:
         self.dead_letters.append(DeadLetter(record, decode_error(record, reason)))

@@ -18,11 +18,13 @@ from referencing.jsonschema import DRAFT7
 from pipelines.decode.base import ChunkAssembler, offsets_of, values_of
 from pipelines.decode.json_text import LINES, check_json_lines
 from pipelines.decode.registry import (
+    WIRE_HEADER,
     BadWireFormat,
     SchemaCache,
     SchemaLookup,
     UnknownSchema,
     WriterSchema,
+    shared_schema_id,
     split_wire_format,
 )
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
@@ -39,25 +41,14 @@ class JsonSchemaDecoder:
 
     def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
         out = ChunkAssembler(self._format)
-        rows: list[int] = []
-        bodies: list[bytes] = []
-        validators: list[Validator | None] = []
-        for i, value in enumerate(values_of(records)):
-            if value is None:
-                out.tombstone(records[i])
-                continue
-            try:
-                schema_id, start = split_wire_format(value)
-            except BadWireFormat as bad:
-                out.reject(records[i], str(bad))
-                continue
-            writer = self._schemas.get(schema_id)
-            if isinstance(writer, str):
-                out.reject(records[i], writer)
-                continue
-            rows.append(i)
-            bodies.append(value[start:])
-            validators.append(writer)
+        rows, values = out.without_tombstones(records, values_of(records))
+        shared_id = shared_schema_id(values)
+        shared = self._schemas.get(shared_id) if shared_id is not None else ""
+        if not isinstance(shared, str):  # one usable schema for the whole run: no Python loop
+            bodies = [value[WIRE_HEADER.size :] for value in values]
+            validators = [shared] * len(bodies)
+        else:
+            rows, bodies, validators = self._split_headers(records, rows, values, out)
         payloads, problems = check_json_lines(bodies)
         if self._validate:
             for position, payload in enumerate(payloads):
@@ -68,6 +59,32 @@ class JsonSchemaDecoder:
                         problems[position] = problem
         out.add_checked(LINES, records, offsets_of(records), rows, payloads, problems)
         return out.result()
+
+    def _split_headers(
+        self,
+        records: Sequence[KafkaRecord],
+        rows: range | list[int],
+        values: list[bytes],
+        out: ChunkAssembler,
+    ) -> tuple[list[int], list[bytes], list[Validator | None]]:
+        """Record by record: the good rows, their bodies and validators; bad headers rejected."""
+        kept: list[int] = []
+        bodies: list[bytes] = []
+        validators: list[Validator | None] = []
+        for i, value in zip(rows, values, strict=True):
+            try:
+                schema_id, start = split_wire_format(value)
+            except BadWireFormat as bad:
+                out.reject(records[i], str(bad))
+                continue
+            writer = self._schemas.get(schema_id)
+            if isinstance(writer, str):
+                out.reject(records[i], writer)
+                continue
+            kept.append(i)
+            bodies.append(value[start:])
+            validators.append(writer)
+        return kept, bodies, validators
 
     def _prepare(self, writer: WriterSchema) -> Validator | None:
         if not self._validate:

@@ -95,6 +95,14 @@ def test_avro_bad_headers_and_unknown_ids_are_dead_lettered_without_splitting_ch
     assert found[5].startswith("schema id 9 unusable: schema id 9 is a JSON schema, expected AVRO")
 
 
+def test_avro_run_of_one_schema_with_a_tombstone() -> None:
+    ada = avro_body(USER, {"name": "ada", "age": 36})
+    values = [framed(1, ada), None, framed(1, ada)]
+    chunks, dead = make_decoder("avro", "avro", registry=AVRO_SCHEMAS).decode(records(*values))
+    assert [(c.offsets, c.payloads) for c in chunks] == [([0, 2], [ada, ada])]
+    assert reasons(dead)[1].startswith("tombstone")
+
+
 def test_avro_corrupt_body_passes_unless_validation_is_asked_for() -> None:
     good = avro_body(USER, {"name": "ada", "age": 36})
     corrupt = b"\x7f" + good  # a string length far beyond the body

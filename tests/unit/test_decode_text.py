@@ -72,6 +72,20 @@ def test_json_poison_records_are_dead_lettered_with_their_reason() -> None:
     assert [type(letter.error) for letter in dead if letter.record.offset() == 105] == [Tombstone]
 
 
+def test_json_run_without_good_records_has_no_chunks() -> None:
+    chunks, dead = make_decoder("json", "json").decode(records(b"nope", None, b"[]"))
+    assert chunks == [] and len(dead) == 3
+    assert make_decoder("json", "json").decode([]) == ([], [])
+
+
+def test_json_poison_is_found_in_a_large_run() -> None:
+    values = [orjson.dumps({"i": i}) for i in range(20_000)]
+    values[7_777] = b'{"i": oops}'
+    chunks, dead = make_decoder("json", "json").decode(records(*values, start=0))
+    assert [letter.record.offset() for letter in dead] == [7_777]
+    assert len(chunks[0].offsets) == 19_999 and 7_777 not in chunks[0].offsets
+
+
 def test_json_pretty_printed_record_becomes_one_line() -> None:
     pretty = b'{\n  "a": 1,\n  "text": "two words"\n}\n'
     chunks, dead = make_decoder("json", "json").decode(records(b'{"x": 0}', pretty))
