@@ -518,6 +518,8 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("toreal(3)", 3.0, "real"),
         ("todatetime('2024-01-02T03:04:05Z')", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
         ("todatetime('not a date')", None, "datetime"),
+        ("todatetime('2024-01-02T03:04:05+02:00')", datetime(2024, 1, 2, 1, 4, 5), "datetime"),
+        ("todatetime('2024-01-02 03:04')", datetime(2024, 1, 2, 3, 4), "datetime"),
         ("strlen('héllo')", 5, "long"),
         ("tolower('MiXeD')", "mixed", "string"),
         ("toupper('MiXeD')", "MIXED", "string"),

@@ -35,11 +35,13 @@ class CompiledQuery:
 def compile_query(text: str, catalog: Catalog, *, now: datetime | None = None) -> CompiledQuery:
     """Compiles a KQL query into one DuckDB query over the emulator's storage.
 
-    ``now`` fixes the value of ``now()`` and ``ago()`` (default: the current UTC time); like
-    Kusto, every ``now()`` in one query has the same value.
+    ``now`` fixes the value of ``now()`` and ``ago()`` (default: the current time; a naive
+    value is taken as UTC); like Kusto, every ``now()`` in one query has the same value.
     """
     query = parse(text)
-    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     lets = {let.name: let.value for let in query.lets}
     compiler = _QueryCompiler(catalog, lets, moment, _calls_extent_tags(query))
     relation = compiler.pipeline(query.body)

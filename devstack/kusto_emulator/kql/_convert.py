@@ -85,7 +85,14 @@ def to_datetime(value: Sql) -> Sql:
     if value.kusto_type not in ("string", "dynamic"):
         raise KqlError(f"cannot convert a value of type {value.kusto_type}")
     text = _dynamic_text(value) if value.kusto_type == "dynamic" else value.text
-    return Sql(f"TRY_CAST({text} AS TIMESTAMP)", "datetime")
+    # A cast to TIMESTAMP drops a UTC offset; only TIMESTAMPTZ applies it. Text without an
+    # offset is UTC in Kusto, whatever the session's time zone.
+    return Sql(
+        f"CASE WHEN regexp_matches({text}, '[+-][0-9]{{2}}:?[0-9]{{2}}$')"
+        f" THEN TRY_CAST({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC'"
+        f" ELSE TRY_CAST({text} AS TIMESTAMP) END",
+        "datetime",
+    )
 
 
 def to_timespan(value: Sql) -> Sql:
