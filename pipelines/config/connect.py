@@ -49,6 +49,7 @@ _SCALARS = {
     "kusto.validation.table.enable": "kusto.validate_tables",
     "proxy.host": "kusto.proxy.host",
     "proxy.port": "kusto.proxy.port",
+    "topics": "topics",
     "topics.regex": "topics_regex",
     "flush.size.bytes": "flush_size_bytes",
     "kusto.sink.flush_size": "flush_size_bytes",
@@ -69,8 +70,6 @@ _NAMES |= {
     "kusto": "kusto.ingestion.url",
     "kusto.auth": "aad.auth.strategy",
     "mappings": "kusto.tables.topics.mapping",
-    "topics": "topics",
-    "topics_regex": "topics.regex",
 }
 for _side in ("key", "value"):
     _NAMES |= {
@@ -240,6 +239,7 @@ class _Importer:
     def __init__(self, name: str) -> None:
         self.result = Translation(fields={"name": name, "group_id": f"connect-{name}"})
         self.groups: dict[str, dict[str, str]] = {}
+        self.tolerance = "none"  # errors.tolerance, Kafka Connect's default
 
     def put(self, path: str, value: Any, setting: str) -> None:
         earlier = self.result.origins.get(path)
@@ -261,8 +261,6 @@ class _Importer:
             self.result.unused[key] = "-1 is the reference's way of saying no proxy"
         elif key in _SCALARS:
             self.put(_SCALARS[key], value, key)
-        elif key == "topics":
-            self.put("topics", [topic.strip() for topic in value.split(",") if topic.strip()], key)
         elif key in _MAPPING_PROPERTIES:
             self.mappings(key, value)
         elif key in _REMOVED:
@@ -272,6 +270,8 @@ class _Importer:
                 self.problem(key, f"{value} is not the Kusto sink ({CONNECTOR_CLASS})")
             elif key != "name":
                 self.result.unused[key] = _CONNECT_ONLY[key]
+            if key == "errors.tolerance":
+                self.tolerance = value.strip().lower()
         elif key.startswith(tuple(_CONNECT_ONLY_PREFIXES)):
             reason = next(r for p, r in _CONNECT_ONLY_PREFIXES.items() if key.startswith(p))
             self.result.unused[key] = reason
@@ -409,7 +409,18 @@ class _Importer:
                     fields.setdefault(field, source[field])
                     self.result.origins[f"{path}.{field}"] = setting
 
+    def tolerance_note(self) -> None:
+        """Say how errors.tolerance=all differs here, where one setting covers every error."""
+        behavior = self.result.fields.get("behavior_on_error", "fail")
+        if self.tolerance == "all" and str(behavior).lower() == "fail":
+            self.result.unused["errors.tolerance"] = (
+                "Kafka Connect dead-lettered records that failed conversion even with "
+                "behavior.on.error=fail; here behavior.on.error decides for them too, so the "
+                "sink stops on such a record: set behavior.on.error=ignore or log to go on"
+            )
+
     def finish(self) -> Translation:
+        self.tolerance_note()
         self.converter("key")
         self.converter("value")
         self.consumer()

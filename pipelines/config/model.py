@@ -55,6 +55,12 @@ def _format(value: Any) -> Any:
     return _FORMAT_ALIASES.get(value, value)
 
 
+def _topic_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [topic.strip() for topic in value.split(",") if topic.strip()]
+    return value
+
+
 KustoName = Annotated[str, AfterValidator(_kusto_name)]
 TopicName = Annotated[str, AfterValidator(_topic_name)]
 Format = Annotated[
@@ -168,7 +174,10 @@ class SinkSettings(FrozenModel):
     )
     kafka: KafkaSettings = Field(description="The source Kafka cluster")
     kusto: KustoSettings = Field(description="The Kusto cluster")
-    topics: list[TopicName] | None = Field(None, description="topics; or topics_regex")
+    topics: Annotated[list[TopicName] | None, BeforeValidator(_topic_list)] = Field(
+        None,
+        description="topics (a list, or comma-separated like Kafka Connect's); or topics_regex",
+    )
     topics_regex: str | None = Field(None, description="topics.regex; or topics")
     mappings: list[TopicMapping] = Field(min_length=1, description="kusto.tables.topics.mapping")
     value_converter: ConverterSettings = Field(ConverterSettings(), description="value.converter")
@@ -229,6 +238,9 @@ class SinkSettings(FrozenModel):
     def _some_topics(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
             raise ValueError("at least one topic is required")
+        twice = sorted({topic for topic in value or [] if value.count(topic) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
         return value
 
     @field_validator("topics_regex")

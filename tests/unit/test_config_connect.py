@@ -560,3 +560,12 @@ def test_the_reference_sample_properties_file_lists_what_is_missing() -> None:
         "kusto.ingestion.url",
         "kusto.tables.topics.mapping",
     }
+
+
+def test_errors_tolerance_all_with_fail_explains_the_difference() -> None:
+    props = connect(errors__tolerance="all", errors__deadletterqueue__topic__name="orders-dlq")
+    reason = import_connect(props, "orders-sink", environ=ENV).unused["errors.tolerance"]
+    assert "set behavior.on.error=ignore or log" in reason
+    props["behavior.on.error"] = "log"
+    reason = import_connect(props, "orders-sink", environ=ENV).unused["errors.tolerance"]
+    assert reason == "behavior.on.error decides what happens to bad records"

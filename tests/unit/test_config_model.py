@@ -534,3 +534,10 @@ def _types_in(annotation: Any) -> list[Any]:
 def test_tempdir_is_a_path() -> None:
     loaded = validate_settings(settings(tempdir="/var/tmp/sink"), environ={})
     assert loaded.tempdir == Path("/var/tmp/sink")
+
+
+def test_topics_may_be_a_comma_separated_string() -> None:
+    assert validate_settings(settings(topics=" orders,"), environ={}).topics == ["orders"]
+    assert problems(settings(topics="orders, orders")) == [
+        Problem("topics", "listed more than once: orders")
+    ]
