@@ -98,6 +98,10 @@ def build_app(store: SchemaStore) -> Starlette:
         found = store.version(request.path_params["subject"], _version_param(request))
         return Response(found.schema.schema, media_type=CONTENT_TYPE)
 
+    async def referenced_by(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        return RegistryResponse(store.referenced_by(subject, _version_param(request)))
+
     async def delete_version(request: Request) -> Response:
         deleted = store.delete_version(
             request.path_params["subject"], _version_param(request), _flag(request, "permanent")
@@ -166,6 +170,7 @@ def build_app(store: SchemaStore) -> Starlette:
         Route("/subjects/{subject}/versions/{version}", get_version),
         Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
         Route("/subjects/{subject}/versions/{version}/schema", get_version_schema),
+        Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by),
         Route("/schemas/types", schema_types),
         Route("/schemas/ids/{id:int}", schema_by_id),
         Route("/schemas/ids/{id:int}/schema", schema_text_by_id),

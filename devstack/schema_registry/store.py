@@ -207,6 +207,11 @@ class SchemaStore:
         with self._lock:
             return self._version(subject, version, include_deleted)
 
+    def referenced_by(self, subject: str, version: int | None) -> list[int]:
+        with self._lock:
+            found = self._version(subject, version, include_deleted=False)
+            return self._referencing_ids(subject, found.version)
+
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
         with self._lock, self._db:
             all_versions = self._versions(subject, include_deleted=True)
@@ -367,13 +372,20 @@ class SchemaStore:
         raise errors.version_not_found(subject, version)
 
     def _refuse_if_referenced(self, subject: str, version: int) -> None:
+        if self._referencing_ids(subject, version):
+            raise errors.referenced_schema(subject, version)
+
+    def _referencing_ids(self, subject: str, version: int) -> list[int]:
+        """Ids of live schemas that reference ``subject`` ``version``."""
         rows = self._db.execute(
-            "SELECT s.refs FROM schemas s JOIN versions v ON v.schema_id = s.id "
-            "WHERE v.deleted = 0 AND s.refs != '[]'"
+            "SELECT DISTINCT s.id, s.refs FROM schemas s JOIN versions v ON v.schema_id = s.id "
+            "WHERE v.deleted = 0 AND s.refs != '[]' ORDER BY s.id"
         ).fetchall()
-        for (refs,) in rows:
-            if any(r["subject"] == subject and r["version"] == version for r in json.loads(refs)):
-                raise errors.referenced_schema(subject, version)
+        return [
+            schema_id
+            for schema_id, refs in rows
+            if any(r["subject"] == subject and r["version"] == version for r in json.loads(refs))
+        ]
 
     def _config(self, subject: str | None) -> str | None:
         row = self._db.execute(

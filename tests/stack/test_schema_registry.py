@@ -145,6 +145,10 @@ def test_references_resolve_named_types(client: SchemaRegistryClient) -> None:
     assert [(r.name, r.subject, r.version) for r in fetched.references] == [
         ("demo.Address", "address", 1)
     ]
+    assert client.get_referenced_by("address", 1) == [schema_id]
+    with pytest.raises(SchemaRegistryError) as still_used:
+        client.delete_subject("address")
+    assert still_used.value.error_code == 42206
     with pytest.raises(SchemaRegistryError) as unresolved:
         client.register_schema("orphans-value", Schema(json.dumps(person), "AVRO"))
     assert unresolved.value.error_code == 42201
