@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
@@ -22,7 +22,10 @@ from pipelines.config.kafka_settings import KafkaConnection, KafkaSettings
 from pipelines.config.kusto_settings import KustoSettings
 from pipelines.config.references import SecretText
 
-FORMATS = ("json", "multijson", "csv", "tsv", "psv", "txt", "avro", "apacheavro", "parquet", "orc")
+FormatName = Literal[
+    "json", "multijson", "csv", "tsv", "psv", "txt", "avro", "apacheavro", "parquet", "orc"
+]
+FORMATS: tuple[str, ...] = get_args(FormatName)
 WHOLE_FILE_FORMATS = ("parquet", "orc")
 REGISTRY_CONVERTERS = ("avro", "json_schema", "protobuf")
 
@@ -63,12 +66,7 @@ def _topic_list(value: Any) -> Any:
 
 KustoName = Annotated[str, AfterValidator(_kusto_name)]
 TopicName = Annotated[str, AfterValidator(_topic_name)]
-Format = Annotated[
-    Literal[
-        "json", "multijson", "csv", "tsv", "psv", "txt", "avro", "apacheavro", "parquet", "orc"
-    ],
-    BeforeValidator(_format),
-]
+Format = Annotated[FormatName, BeforeValidator(_format)]
 ConverterKind = Literal["string", "json", "avro", "json_schema", "protobuf", "bytes"]
 
 
@@ -263,6 +261,12 @@ class SinkSettings(FrozenModel):
                 problems.append(
                     ("mappings", f"topic {topic} has no mapping and there is no '*' mapping")
                 )
+        for field in ("dead_letter", "misc_dead_letter"):
+            dead_letter = getattr(self, field)
+            if dead_letter is not None and self.reads_topic(dead_letter.topic):
+                problems.append(
+                    (f"{field}.topic", f"{dead_letter.topic} is a source topic of this sink")
+                )
         seen: set[tuple[str, str, str]] = set()
         for index, mapping in enumerate(self.mappings):
             where = f"mappings[{index}]"
@@ -275,6 +279,8 @@ class SinkSettings(FrozenModel):
                     )
                 )
             seen.add(target)
+            if mapping.topic != "*" and not self.reads_topic(mapping.topic):
+                problems.append((f"{where}.topic", f"{mapping.topic} is not a topic of this sink"))
             converter = self.value_converter_for(mapping)
             if mapping.format in WHOLE_FILE_FORMATS and converter.kind != "bytes":
                 problems.append(
@@ -304,6 +310,12 @@ class SinkSettings(FrozenModel):
             )
         report_problems(problems)
         return self
+
+    def reads_topic(self, topic: str) -> bool:
+        """Whether the sink consumes ``topic`` (listed, or matching the whole regex)."""
+        if self.topics_regex is not None:
+            return re.fullmatch(self.topics_regex, topic) is not None
+        return topic in (self.topics or [])
 
     def mapping_for(self, topic: str) -> list[TopicMapping]:
         """The mappings of ``topic``: its own, else the '*' fallback; [] if neither."""

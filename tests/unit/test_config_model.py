@@ -541,3 +541,19 @@ def test_topics_may_be_a_comma_separated_string() -> None:
     assert problems(settings(topics="orders, orders")) == [
         Problem("topics", "listed more than once: orders")
     ]
+
+
+def test_mappings_and_dead_letters_must_fit_the_sinks_topics() -> None:
+    mappings = [
+        {"topic": "orders", "db": "Sales", "table": "Orders"},
+        {"topic": "ordres", "db": "Sales", "table": "Orders"},
+    ]
+    dead_letter = {"topic": "orders", "bootstrap_servers": "b:9092"}
+    assert problems(settings(mappings=mappings, dead_letter=dead_letter)) == [
+        Problem("dead_letter.topic", "orders is a source topic of this sink"),
+        Problem("mappings[1].topic", "ordres is not a topic of this sink"),
+    ]
+    raw = settings(topics_regex="orders-.*", mappings=[mappings[0] | {"topic": "orders-eu"}])
+    del raw["topics"]
+    loaded = validate_settings(raw, environ={})
+    assert loaded.reads_topic("orders-eu") and not loaded.reads_topic("xorders-eu")
