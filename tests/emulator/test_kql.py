@@ -452,6 +452,7 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
         ("int(5)", 5, "int"),
         ("long(null)", None, "long"),
         ("real(2)", 2.0, "real"),
+        ("real(-inf)", float("-inf"), "real"),
         ("datetime(2024-01-02)", datetime(2024, 1, 2), "datetime"),
         ("datetime(2024-01-02 03:04:05)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
         ("datetime(2024-01-02T03:04:05.123Z)", datetime(2024, 1, 2, 3, 4, 5, 123000), "datetime"),
@@ -663,6 +664,7 @@ def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
     )
     assert sorted(rows(db, kql)) == [("Gamma-ray",), ("beta",)]
     assert len(rows(db, "let E = Events; E | take 1")) == 1
+    assert rows(db, "let E = ['Events'] | where n > 2; E | project name") == [("Gamma-ray",)]
 
 
 # ---------------------------------------------------------------- errors

@@ -6,7 +6,7 @@ Handlers raise KqlError without a position; the expression compiler adds the cal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._convert import convert, to_datetime, to_string, unwrap_dynamic
+from ._convert import convert, to_string, unwrap_dynamic
 from ._errors import KqlError
 from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
 from ._sql import KUSTO_EPOCH_US, Sql, cast, literal, quote_identifier, typed_null
@@ -177,6 +177,16 @@ def _extract(args: list[Sql], scope: Scope) -> Sql:
     return Sql(f"regexp_extract({text}, {pattern}, CAST({group} AS INTEGER))", "string")
 
 
+def _replace_string(args: list[Sql], scope: Scope) -> Sql:
+    text, lookup, rewrite = (to_string(arg).text for arg in args)
+    return Sql(f"replace({text}, {lookup}, {rewrite})", "string")
+
+
+def _indexof(args: list[Sql], scope: Scope) -> Sql:
+    """0-based; -1 when absent, as Kusto (strpos counts from 1 and gives 0)."""
+    return Sql(f"(strpos({to_string(args[0]).text}, {to_string(args[1]).text}) - 1)", "long")
+
+
 def _strcat(args: list[Sql], scope: Scope) -> Sql:
     return Sql(f"concat({', '.join(to_string(arg).text for arg in args)})", "string")
 
@@ -209,7 +219,7 @@ def _conversion(target: str) -> Function:
     return Function(1, 1, lambda args, scope: convert(args[0], target))
 
 
-def _numeric_function(sql_function: str) -> Function:
+def _numeric_function(sql_function: str, max_args: int) -> Function:
     def compile_numeric(args: list[Sql], scope: Scope) -> Sql:
         value = unwrap_dynamic(args[0], "real")
         if not is_numeric(value.kusto_type):
@@ -217,7 +227,7 @@ def _numeric_function(sql_function: str) -> Function:
         rest = "".join(f", CAST({arg.text} AS INTEGER)" for arg in args[1:])  # digits
         return Sql(cast(f"{sql_function}({value.text}{rest})", value.kusto_type), value.kusto_type)
 
-    return Function(1, 2, compile_numeric)
+    return Function(1, max_args, compile_numeric)
 
 
 def _predicate(build: Callable[[Sql], str]) -> Function:
@@ -230,9 +240,9 @@ FUNCTIONS: dict[str, Function] = {
     "bin": Function(2, 2, _bin),
     "floor": Function(2, 2, _bin),
     "iff": Function(3, 3, _iff),
+    "iif": Function(3, 3, _iff),
     "case": Function(3, None, _case),
     "coalesce": Function(1, None, _coalesce),
-    "iif": Function(3, 3, _iff),
     "not": Function(1, 1, _not),
     "isnull": _predicate(lambda value: f"({value.text} IS NULL)"),
     "isnotnull": _predicate(lambda value: f"({value.text} IS NOT NULL)"),
@@ -242,20 +252,8 @@ FUNCTIONS: dict[str, Function] = {
     "tolower": _string_function("lower", "string"),
     "toupper": _string_function("upper", "string"),
     "strcat": Function(1, None, _strcat),
-    "replace_string": Function(
-        3,
-        3,
-        lambda args, scope: Sql(
-            f"replace({', '.join(to_string(arg).text for arg in args)})", "string"
-        ),
-    ),
-    "indexof": Function(  # -1 when absent, as Kusto
-        2,
-        2,
-        lambda args, scope: Sql(
-            f"(strpos({to_string(args[0]).text}, {to_string(args[1]).text}) - 1)", "long"
-        ),
-    ),
+    "replace_string": Function(3, 3, _replace_string),
+    "indexof": Function(2, 2, _indexof),
     "split": Function(2, 3, _split),
     "extract": Function(3, 3, _extract),
     "startofday": _start_of("day"),
@@ -277,6 +275,7 @@ FUNCTIONS: dict[str, Function] = {
     "tolong": _conversion("long"),
     "todouble": _conversion("real"),
     "toreal": _conversion("real"),
+    "todatetime": _conversion("datetime"),
     "todecimal": _conversion("decimal"),
     "tobool": _conversion("bool"),
     "toboolean": _conversion("bool"),
@@ -284,9 +283,8 @@ FUNCTIONS: dict[str, Function] = {
     "toguid": _conversion("guid"),
     "todynamic": _conversion("dynamic"),
     "parse_json": _conversion("dynamic"),
-    "todatetime": Function(1, 1, lambda args, scope: to_datetime(args[0])),
-    "abs": _numeric_function("abs"),
-    "round": _numeric_function("round"),
+    "abs": _numeric_function("abs", 1),
+    "round": _numeric_function("round", 2),
     "array_length": Function(
         1, 1, lambda args, scope: Sql(f"CAST(json_array_length({args[0].text}) AS BIGINT)", "long")
     ),

@@ -145,10 +145,14 @@ class _Parser:
         value: ast.Expr | ast.Pipeline
         if self._at("(") or self._at("view"):
             raise KqlError(f"unsupported let function or view '{name}'", start)
-        if self._at("print") or (self._peek().kind is Kind.IDENT and self._at("|", 1)):
+        if self._at("print"):
             value = self._pipeline()
         else:
+            start_index = self._index
             value = self._expression()
+            if isinstance(value, ast.Name) and self._at("|"):  # a tabular expression
+                self._index = start_index
+                value = self._pipeline()
         self._expect(";")
         return ast.Let(name, value, start)
 
@@ -392,6 +396,8 @@ class _Parser:
         self._expect("(")
         if self._accept("null"):
             value: object = None
+        elif kusto_type == "real" and (special := self._special_real()) is not None:
+            value = special
         else:
             inner = self._expression()
             if not isinstance(inner, ast.Literal) or inner.kusto_type not in (
@@ -407,6 +413,16 @@ class _Parser:
                 value = float(value)  # type: ignore[arg-type]
         self._expect(")")
         return ast.Literal(kusto_type, value, token.position)
+
+    def _special_real(self) -> float | None:
+        """``nan``, ``inf``, ``+inf``, ``-inf`` inside ``real(...)``."""
+        signed = self._at("+") or self._at("-")
+        word = self._peek(1 if signed else 0)
+        if word.kind is not Kind.IDENT or word.text not in ("nan", "inf"):
+            return None
+        sign = -1.0 if self._at("-") else 1.0
+        self._index += 2 if signed else 1
+        return sign * float(word.text)
 
     def _raw_literal(self, token: Token) -> ast.Literal:
         kusto_type = _RAW_LITERAL_TYPES[token.text]
