@@ -234,9 +234,11 @@ class SinkSettings(FrozenModel):
     @field_validator("topics")
     @classmethod
     def _some_topics(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
+        if value is None:
+            return value
+        if not value:
             raise ValueError("at least one topic is required")
-        twice = sorted({topic for topic in value or [] if value.count(topic) > 1})
+        twice = sorted({topic for topic in value if value.count(topic) > 1})
         if twice:
             raise ValueError(f"listed more than once: {', '.join(twice)}")
         return value
