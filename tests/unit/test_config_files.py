@@ -227,3 +227,14 @@ def test_public_names_are_exactly_all() -> None:
 def test_malformed_properties_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="malformed"):
         load_settings(write(tmp_path, "bad.properties", "name=a\\u12\n"))
+
+
+def test_settings_survive_pickling_with_their_references(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import pickle
+
+    settings = load_settings(write(tmp_path, "sink.yaml", YAML))
+    copy = pickle.loads(pickle.dumps(settings))
+    assert copy == settings
+    assert to_yaml(copy) == to_yaml(settings)
