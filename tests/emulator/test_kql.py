@@ -410,6 +410,22 @@ def test_summarize_percentile(db: duckdb.DuckDBPyConnection) -> None:
     assert result == [(1, 2.5)]
 
 
+def test_summarize_arg_max_and_arg_min(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "Events | where isnotnull(ok) | summarize arg_max(n, *) by ok")
+    assert [name for name, _ in columns] == [
+        "ok", "n", "name", "i", "x", "ts", "dur", "d", "g", "amount"
+    ]  # fmt: skip
+    assert sorted((row[0], row[1], row[2], row[4]) for row in result) == [
+        (False, 2, "beta", 2.5),
+        (True, 3, "Gamma-ray", None),  # the winning row's null, not another row's value
+    ]
+    columns, result = run(db, "Events | summarize arg_min(n, name, strlen(name)), count()")
+    assert columns == [("n", "long"), ("name", "string"), ("Column1", "long"), ("count_", "long")]
+    assert result == [(-4, "", 0, 4)]
+    with pytest.raises(KqlError, match=r"arg_max\(\) must be a summarize aggregation of its own"):
+        compile_query("Events | extend m = arg_max(n, name)", CATALOG)
+
+
 def test_summarize_of_empty_input(db: duckdb.DuckDBPyConnection) -> None:
     # Kusto: one row without group-by, no rows with it.
     assert rows(db, "Empty | summarize count(), make_set(v)") == [(0, "[]")]

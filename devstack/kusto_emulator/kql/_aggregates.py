@@ -122,3 +122,7 @@ def _build() -> dict[str, Aggregate]:
 
 
 AGGREGATES = _build()
+
+# Summarize items that yield several columns (the key and the values of its row), compiled by
+# the summarize operator itself; each maps to the SQL aggregate of the key.
+ARG_EXTREMES = {"arg_max": "max", "arg_min": "min"}

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 
 from . import _ast as ast
-from ._aggregates import AGGREGATES
+from ._aggregates import AGGREGATES, ARG_EXTREMES
 from ._convert import to_string, unwrap_dynamic
 from ._errors import KqlError
 from ._functions import FUNCTIONS
@@ -86,6 +86,8 @@ def _member(expr: ast.Member, scope: Scope) -> Sql:
 
 
 def _call(expr: ast.Call, scope: Scope) -> Sql:
+    if expr.name in ARG_EXTREMES:
+        raise KqlError(f"{expr.name}() must be a summarize aggregation of its own", expr.position)
     aggregate = AGGREGATES.get(expr.name)
     if aggregate is not None:
         if not scope.aggregates_allowed:

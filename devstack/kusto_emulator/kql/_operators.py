@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import _ast as ast
+from ._aggregates import ARG_EXTREMES
 from ._errors import KqlError
 from ._expressions import compile_expr, compile_predicate
 from ._names import ColumnNamer, aggregate_name, contains_aggregate, derived_name
@@ -47,6 +48,44 @@ def _named_values(
         value = compile_expr(item.expr, scope)
         name = namer.name(item.name, default_name(item.expr))
         items.append(f"{value.text} AS {quote_identifier(name)}")
+        columns.append((name, value.kusto_type))
+    return items, columns
+
+
+def _arg_extreme(
+    item: ast.Assignment,
+    scope: Scope,
+    input_columns: list[tuple[str, str]],
+    by_names: list[str],
+    namer: ColumnNamer,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``arg_max(key, a, b)`` / ``arg_max(key, *)``: the key's extreme and the other values of
+    the row that holds it, one result column each (``*``: every input column not grouped by).
+    """
+    call = item.expr
+    assert isinstance(call, ast.Call)
+    if len(call.args) < 2:
+        raise KqlError(f"{call.name}() needs a key and the values to return", call.position)
+    key = compile_expr(call.args[0], scope)
+    key_name = namer.name(item.name, derived_name(call.args[0]))
+    extreme = ARG_EXTREMES[call.name]
+    items = [f"{extreme}({key.text}) AS {quote_identifier(key_name)}"]
+    columns = [(key_name, key.kusto_type)]
+    returned: list[ast.Expr] = []
+    for arg in call.args[1:]:
+        if isinstance(arg, ast.Name) and arg.name == "*":
+            returned += [
+                ast.Name(name, arg.position)
+                for name, _ in input_columns
+                if name not in by_names and name != key_name
+            ]
+        else:
+            returned.append(arg)
+    for expr in returned:
+        value = compile_expr(expr, scope)
+        name = namer.name(None, derived_name(expr))
+        # arg_max_null keeps a null value of the winning row; arg_max would skip that row.
+        items.append(f"{call.name}_null({value.text}, {key.text}) AS {quote_identifier(name)}")
         columns.append((name, value.kusto_type))
     return items, columns
 
@@ -222,20 +261,24 @@ class Stages:
     # ------------------------------------------------------------ new rows
 
     def _summarize(self, relation: Relation, operator: ast.Summarize) -> Relation:
-        for item in operator.aggregates:
+        scope = self.scope(relation)
+        namer = ColumnNamer()
+        items, columns = _named_values(operator.by, scope, derived_name, namer)
+        by_names = [name for name, _ in columns]
+        for item in operator.aggregates:  # Kusto puts the group-by columns first
+            if isinstance(item.expr, ast.Call) and item.expr.name in ARG_EXTREMES:
+                extreme = _arg_extreme(item, scope, relation.columns, by_names, namer)
+                items, columns = items + extreme[0], columns + extreme[1]
+                continue
             if not contains_aggregate(item.expr):
                 raise KqlError(
                     "summarize: expected an aggregation function such as count() or sum()",
                     ast.start_of(item.expr),
                 )
-        scope = self.scope(relation)
-        namer = ColumnNamer()
-        by_items, by_columns = _named_values(operator.by, scope, derived_name, namer)
-        aggregate_items, aggregate_columns = _named_values(
-            operator.aggregates, scope.for_aggregates(), aggregate_name, namer
-        )
-        # Kusto puts the group-by columns first.
-        items, columns = by_items + aggregate_items, by_columns + aggregate_columns
+            value_items, value_columns = _named_values(
+                [item], scope.for_aggregates(), aggregate_name, namer
+            )
+            items, columns = items + value_items, columns + value_columns
         group_by = ", ".join(str(n) for n in range(1, len(operator.by) + 1))
         tail = f" GROUP BY {group_by}" if operator.by else ""
         return Relation(self._select(relation, items, tail), columns)

@@ -385,11 +385,17 @@ class _Parser:
         self._advance()
         args: list[ast.Expr] = []
         if not self._at(")"):
-            args.append(self._expression())
+            args.append(self._argument())
             while self._accept(","):
-                args.append(self._expression())
+                args.append(self._argument())
         self._expect(")")
         return ast.Call(token.text, args, token.position)
+
+    def _argument(self) -> ast.Expr:
+        """An expression, or ``*`` for all columns as in ``arg_max(ts, *)``."""
+        if self._at("*") and (self._at(",", 1) or self._at(")", 1)):
+            return ast.Name("*", self._advance().position)
+        return self._expression()
 
     def _typed_scalar(self, token: Token) -> ast.Literal:
         kusto_type = _TYPED_SCALARS[token.text]
