@@ -207,3 +207,53 @@ def test_command_line_server_keeps_ids_across_restarts(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/subjects").json() == ["t-value"]
     finally:
         _stop_server(process)
+
+
+def _record(*fields: dict[str, object]) -> dict[str, object]:
+    return {"type": "record", "name": "R", "fields": list(fields)}
+
+
+INT_ID = {"name": "id", "type": "int"}
+LONG_ID = {"name": "id", "type": "long"}
+COLOR = {"name": "c", "type": {"type": "enum", "name": "Color", "symbols": ["RED", "BLUE"]}}
+RED_ONLY = {"name": "c", "type": {"type": "enum", "name": "Color", "symbols": ["RED"]}}
+
+
+@pytest.mark.parametrize(
+    ("level", "old", "new", "compatible"),
+    [
+        ("BACKWARD", _record(INT_ID), _record(LONG_ID), True),  # int widens to long
+        ("BACKWARD", _record(LONG_ID), _record(INT_ID), False),
+        ("FORWARD", _record(INT_ID), _record(LONG_ID), False),
+        ("BACKWARD", _record(INT_ID), _record(), True),  # a reader may ignore fields
+        ("FORWARD", _record(INT_ID), _record(), False),  # old readers need id
+        ("BACKWARD", _record(COLOR), _record(RED_ONLY), False),  # BLUE could not be read
+        ("BACKWARD", _record(RED_ONLY), _record(COLOR), True),
+        (
+            "FULL",
+            _record(INT_ID),
+            _record(INT_ID, {"name": "x", "type": "int", "default": 0}),
+            True,
+        ),
+        ("NONE", _record(INT_ID), {"type": "string"}, True),
+        ("BACKWARD", _record(INT_ID), {"type": "string"}, False),
+    ],
+)
+def test_avro_compatibility_rules(
+    client: SchemaRegistryClient, level: str, old: dict, new: dict, compatible: bool
+) -> None:
+    client.set_compatibility("s-value", level)
+    client.register_schema("s-value", avro(old))
+    assert client.test_compatibility("s-value", avro(new)) is compatible
+
+
+def test_transitive_levels_check_every_version(client: SchemaRegistryClient) -> None:
+    client.set_compatibility("s-value", "NONE")
+    client.register_schema("s-value", avro(_record(INT_ID)))
+    client.register_schema("s-value", avro(_record()))
+    client.set_compatibility("s-value", "FORWARD")
+    assert client.test_compatibility("s-value", avro(_record()))
+    client.set_compatibility("s-value", "FORWARD_TRANSITIVE")
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema("s-value", avro(_record({"name": "y", "type": "int"})))
+    assert refused.value.http_status_code == 409
