@@ -12,7 +12,6 @@ from pipelines.config.connect import (
     CONVERTER_CLASSES,
     LoadedSettings,
     import_connect,
-    parse_properties,
     settings_from_connect,
 )
 from pipelines.config.files import CONFIG_ENV, config_path, load_settings, read_settings, to_yaml
@@ -39,6 +38,7 @@ from pipelines.config.model import (
     SinkSettings,
     TopicMapping,
 )
+from pipelines.config.properties import parse_properties
 from pipelines.config.references import Secret
 from pipelines.errors import ConfigError, Problem
 

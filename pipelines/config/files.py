@@ -18,8 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import SecretStr
 
-from pipelines.config.connect import LoadedSettings, import_connect, parse_properties
+from pipelines.config.connect import LoadedSettings, import_connect
 from pipelines.config.model import SinkSettings
+from pipelines.config.properties import parse_properties
 from pipelines.config.validate import validate_settings
 from pipelines.errors import ConfigError
 

@@ -1,19 +1,23 @@
 """``${env:NAME}`` references in settings, and secrets that remember them.
 
-Values may hold ``${env:NAME}`` (Kafka Connect's EnvVarConfigProvider syntax) or plain
-``${NAME}`` anywhere. They are resolved once, before validation, and a secret keeps the
-text it was resolved from so :func:`~pipelines.config.to_yaml` can write the reference back
-instead of the value.
+Values may hold references anywhere, in Kafka Connect's config-provider syntax:
+``${env:NAME}`` (or plain ``${NAME}``) for an environment variable, ``${file:PATH:KEY}``
+for a key of a properties file, ``${directory:PATH:FILE}`` for a file's content (a mounted
+Kubernetes secret). They are resolved once, before validation, and a secret keeps the text
+it was resolved from so :func:`~pipelines.config.to_yaml` writes the reference back instead
+of the value.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, SecretStr
 
+from pipelines.config.properties import parse_properties
 from pipelines.errors import Problem
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
@@ -55,28 +59,56 @@ SecretText = Annotated[SecretStr, BeforeValidator(_to_secret)]
 """A secret setting: resolved like any value, but remembering its reference."""
 
 
+def _from_file(path: str, key: str) -> str:
+    """Kafka Connect's FileConfigProvider: ``key`` of the properties file at ``path``."""
+    try:
+        props = parse_properties(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise LookupError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise LookupError(f"{path}: {error}") from None
+    if key not in props:
+        raise LookupError(f"{path} has no key {key}")
+    return props[key]
+
+
+def _from_directory(directory: str, name: str) -> str:
+    """Kafka Connect's DirectoryConfigProvider: the content of file ``name`` (a mounted secret)."""
+    try:
+        return (Path(directory) / name).read_text(encoding="utf-8")
+    except OSError as error:
+        raise LookupError(f"cannot read {Path(directory) / name}: {error.strerror}") from None
+
+
+def _lookup(reference: str, environ: Mapping[str, str]) -> str:
+    """The value of the inside of ``${...}``, or LookupError saying why there is none."""
+    provider, _, rest = reference.partition(":") if ":" in reference else ("env", "", reference)
+    if provider == "env":
+        if not _ENV_NAME.fullmatch(rest):
+            raise LookupError(f"${{{reference}}} is not a valid variable name")
+        if rest not in environ:
+            raise LookupError(f"environment variable {rest} is not set")
+        return environ[rest]
+    if provider in ("file", "directory"):
+        path, _, key = rest.rpartition(":")  # a path may hold ':', a key does not
+        if not path or not key:
+            raise LookupError(f"${{{reference}}}: expected ${{{provider}:PATH:KEY}}")
+        return (_from_file if provider == "file" else _from_directory)(path, key)
+    raise LookupError(
+        f"config provider '{provider}' in ${{{reference}}} is not supported; "
+        "use ${env:NAME}, ${file:PATH:KEY} or ${directory:PATH:FILE}"
+    )
+
+
 def _resolve_text(
     text: str, setting: str, environ: Mapping[str, str], problems: list[Problem]
 ) -> str:
     def substitute(match: re.Match[str]) -> str:
-        inner = match.group(1)
-        provider, _, name = inner.partition(":") if ":" in inner else ("env", "", inner)
-        if provider != "env":
-            problems.append(
-                Problem(
-                    setting,
-                    f"config provider '{provider}' in {match.group(0)} is not supported; "
-                    "use ${env:NAME}",
-                )
-            )
+        try:
+            return _lookup(match.group(1), environ)
+        except LookupError as error:
+            problems.append(Problem(setting, str(error)))
             return match.group(0)
-        if not _ENV_NAME.fullmatch(name):
-            problems.append(Problem(setting, f"{match.group(0)} is not a valid variable name"))
-            return match.group(0)
-        if name not in environ:
-            problems.append(Problem(setting, f"environment variable {name} is not set"))
-            return match.group(0)
-        return environ[name]
 
     resolved = _REFERENCE.sub(substitute, text)
     return Resolved(resolved, text) if resolved != text else text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pipelines.config import (
     CONVERTER_CLASSES,
     ConfigError,
     Problem,
+    Secret,
     SinkSettings,
     import_connect,
     parse_properties,
@@ -376,11 +378,40 @@ def test_missing_environment_variable_names_property_and_variable() -> None:
     assert problem == Problem("aad.auth.appkey", "environment variable KUSTO_APP_KEY is not set")
 
 
-def test_other_config_providers_are_refused() -> None:
-    props = connect(aad__auth__appkey="${file:/etc/secrets.properties:appkey}")
-    (problem,) = problems(props)
-    assert problem.setting == "aad.auth.appkey"
-    assert "config provider 'file'" in problem.message
+def test_file_and_directory_providers_read_secrets(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.properties"
+    secrets.write_text("appkey=from-file\n")
+    (tmp_path / "kafka-password").write_text("from-directory")
+    props = connect(
+        aad__auth__appkey=f"${{file:{secrets}:appkey}}",
+        consumer__override__security__protocol="SASL_SSL",
+        consumer__override__sasl__mechanism="PLAIN",
+        consumer__override__sasl__jaas__config=JAAS_PLAIN.replace(
+            "${env:KAFKA_PASSWORD}", f"${{directory:{tmp_path}:kafka-password}}"
+        ),
+    )
+    settings = imported(props, environ={})
+    secret = settings.kusto.auth.client_secret
+    assert secret is not None and secret.get_secret_value() == "from-file"
+    assert isinstance(secret, Secret) and secret.reference == f"${{file:{secrets}:appkey}}"
+    password = settings.kafka.security.sasl_password
+    assert password is not None and password.get_secret_value() == "from-directory"
+
+
+def test_provider_problems_name_property_and_cause(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.properties"
+    secrets.write_text("other=x\n")
+    cases = {
+        f"${{file:{secrets}:appkey}}": f"{secrets} has no key appkey",
+        f"${{file:{tmp_path}/absent:appkey}}": "No such file or directory",
+        "${file:nokey}": "expected ${file:PATH:KEY}",
+        "${vault:secret/kusto:appkey}": "config provider 'vault'",
+        "${env:1BAD}": "is not a valid variable name",
+    }
+    for reference, reason in cases.items():
+        (problem,) = problems(connect(aad__auth__appkey=reference))
+        assert problem.setting == "aad.auth.appkey"
+        assert reason in problem.message, problem
 
 
 def test_java_keystores_are_translated_or_refused_with_a_fix() -> None:
