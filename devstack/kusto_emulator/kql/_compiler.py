@@ -101,12 +101,13 @@ class _QueryCompiler:
         items += [f"t.{quote_identifier(column)}" for column in hidden]
         source = f"{quote_identifier(database)}.{quote_identifier(name)} AS t"
         if self._with_extent_tags:
-            # Joined at the source, before any sort, so the join cannot disturb an order.
-            extents = f"{quote_identifier(database)}.{quote_identifier('__extents')}"
-            source += f" LEFT JOIN {extents} AS e ON e.extent_id = t.{quote_identifier(EXTENT_ID)}"
-            items.append(
-                f"coalesce(to_json(e.tags), CAST('[]' AS JSON)) AS {quote_identifier(EXTENT_TAGS)}"
+            # Tags turn into JSON once per extent, not once per row.
+            extents = (
+                "(SELECT extent_id, to_json(tags) AS tags"
+                f" FROM {quote_identifier(database)}.{quote_identifier('__extents')})"
             )
+            source += f" LEFT JOIN {extents} AS e ON e.extent_id = t.{quote_identifier(EXTENT_ID)}"
+            items.append(f"coalesce(e.tags, CAST('[]' AS JSON)) AS {quote_identifier(EXTENT_TAGS)}")
             hidden.append(EXTENT_TAGS)
         return Relation(f"SELECT {', '.join(items)} FROM {source}", columns, tuple(hidden))
 

@@ -2,9 +2,11 @@
 
 A relation carries hidden columns next to the visible ones: the storage columns behind
 ``ingestion_time()``, ``extent_id()`` and ``extent_tags()``, and the keys of the last
-``sort``/``top``. Row-preserving operators (where, extend, project, take, ...) pass them on
-and repeat the ``ORDER BY``, because SQL does not promise that a subquery's order survives
-the query around it; operators that build new rows (summarize, distinct, count) drop them.
+``sort``/``top``. Row-preserving operators (where, extend, project, ...) pass them on;
+operators that build new rows (summarize, distinct, count) drop them. SQL does not promise
+that a subquery's order survives the query around it, so a sort only records its keys, and
+the ``ORDER BY`` is written where order matters: with a ``LIMIT`` (take, top) and in the
+final SELECT. One sort of the data, and ``sort | take`` is a top-N.
 """
 
 import fnmatch
@@ -145,14 +147,14 @@ class Stages:
     ) -> Relation:
         """A row-preserving stage: ``items`` plus every hidden column, order kept."""
         hidden = [quote_identifier(name) for name in relation.hidden]
-        sql = self._select(relation, [*items, *hidden], _order_clause(relation.order))
+        sql = self._select(relation, [*items, *hidden])
         return Relation(sql, columns, relation.hidden, relation.order)
 
     # ------------------------------------------------------------ row-preserving
 
     def _where(self, relation: Relation, operator: ast.Where) -> Relation:
         predicate = compile_predicate(operator.predicate, self.scope(relation), "where")
-        tail = f" WHERE {predicate.text}{_order_clause(relation.order)}"
+        tail = f" WHERE {predicate.text}"
         return Relation(
             self._select(relation, ["*"], tail), relation.columns, relation.hidden, relation.order
         )
@@ -251,7 +253,7 @@ class Stages:
             direction = "DESC" if key.descending else "ASC"
             nulls = "FIRST" if key.nulls_first else "LAST"
             order.append(f"{quote_identifier(key_names[-1])} {direction} NULLS {nulls}")
-        sql = self._select(relation, ["*", *keys], _order_clause(tuple(order)))
+        sql = self._select(relation, ["*", *keys])
         return Relation(sql, relation.columns, relation.hidden + tuple(key_names), tuple(order))
 
     def _top(self, relation: Relation, operator: ast.Top) -> Relation:
