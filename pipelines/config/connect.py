@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.config.kafka_java import Translation, connection_from_java
 from pipelines.config.model import SinkSettings
+from pipelines.config.references import is_reference, resolve_references
 from pipelines.config.validate import SettingName, validate_settings
 from pipelines.errors import ConfigError, Problem
 
@@ -403,12 +404,21 @@ def import_connect(
     Raises:
         ConfigError: listing every problem, each naming the Connect property at fault.
     """
+    environ = os.environ if environ is None else environ
+    texts = {key: _text(value) for key, value in props.items()}
+    # A JAAS config that is one reference as a whole must be resolved to be parsed; the
+    # credentials in it then lose their reference (to_yaml asks for new variables).
+    whole = {k: v for k, v in texts.items() if k.endswith("sasl.jaas.config") and is_reference(v)}
+    resolved, problems = resolve_references(whole, environ)
+    texts |= resolved
+    for problem in problems:  # already reported; parsing the unresolved text would add noise
+        texts.pop(problem.setting, None)
     importer = _Importer(name)
-    for key, value in props.items():
-        importer.take(key, _text(value))
+    for key, value in texts.items():
+        importer.take(key, value)
     translation = importer.finish()
     setting_name = _namer({**_NAMES, **translation.origins})
-    problems = list(translation.problems)
+    problems += translation.problems
     try:
         settings = validate_settings(translation.fields, environ=environ, setting_name=setting_name)
     except ConfigError as error:
@@ -421,7 +431,7 @@ def import_connect(
 
 def settings_from_connect(props: Mapping[str, Any], name: str) -> SinkSettings:
     """Settings from a Kafka Connect config; logs a warning naming each unused property."""
-    imported = import_connect(props, name, environ=os.environ)
+    imported = import_connect(props, name)
     for setting, reason in imported.unused.items():
         logger.warning("Kafka Connect property %s is not used: %s", setting, reason)
     return imported.settings

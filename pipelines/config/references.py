@@ -59,6 +59,11 @@ SecretText = Annotated[SecretStr, BeforeValidator(_to_secret)]
 """A secret setting: resolved like any value, but remembering its reference."""
 
 
+def is_reference(text: str) -> bool:
+    """Whether ``text`` is one reference and nothing else, like ``${env:KAFKA_JAAS}``."""
+    return _REFERENCE.fullmatch(text.strip()) is not None
+
+
 def _from_file(path: str, key: str) -> str:
     """Kafka Connect's FileConfigProvider: ``key`` of the properties file at ``path``."""
     try:

@@ -600,3 +600,20 @@ def test_errors_tolerance_all_with_fail_explains_the_difference() -> None:
     props["behavior.on.error"] = "log"
     reason = import_connect(props, "orders-sink", environ=ENV).unused["errors.tolerance"]
     assert reason == "behavior.on.error decides what happens to bad records"
+
+
+def test_a_whole_jaas_config_may_come_from_a_reference() -> None:
+    props = connect(
+        consumer__override__security__protocol="SASL_SSL",
+        consumer__override__sasl__mechanism="PLAIN",
+        consumer__override__sasl__jaas__config="${env:KAFKA_JAAS}",
+    )
+    jaas = JAAS_PLAIN.replace("${env:KAFKA_PASSWORD}", "from-env")
+    security = imported(props, ENV | {"KAFKA_JAAS": jaas}).kafka.security
+    assert security.sasl_username == "alice"
+    assert security.sasl_password is not None
+    assert security.sasl_password.get_secret_value() == "from-env"
+    (problem,) = problems(props)
+    assert problem == Problem(
+        "consumer.override.sasl.jaas.config", "environment variable KAFKA_JAAS is not set"
+    )
