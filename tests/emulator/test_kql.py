@@ -339,6 +339,21 @@ def test_top(db: duckdb.DuckDBPyConnection) -> None:
 # ---------------------------------------------------------------- summarize, distinct, count
 
 
+def test_getschema(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(db, "Events | project n, name, ok | getschema")
+    assert columns == [
+        ("ColumnName", "string"),
+        ("ColumnOrdinal", "int"),
+        ("DataType", "string"),
+        ("ColumnType", "string"),
+    ]
+    assert result == [
+        ("n", 0, "System.Int64", "long"),
+        ("name", 1, "System.String", "string"),
+        ("ok", 2, "System.SByte", "bool"),  # Kusto reports bool as SByte
+    ]
+
+
 def test_count_operator(db: duckdb.DuckDBPyConnection) -> None:
     assert run(db, "Events | count") == ([("Count", "long")], [(4,)])
     assert rows(db, "Events | where n > 1 | count") == [(2,)]

@@ -177,18 +177,27 @@ class Count:
     position: int
 
 
+@dataclass(frozen=True)
+class GetSchema:
+    position: int
+
+
 Operator = (
-    Where
-    | Project
-    | ProjectColumns
-    | ProjectRename
-    | Extend
-    | Take
-    | Top
-    | Sort
-    | Summarize
-    | Distinct
-) | Count
+    (
+        Where
+        | Project
+        | ProjectColumns
+        | ProjectRename
+        | Extend
+        | Take
+        | Top
+        | Sort
+        | Summarize
+        | Distinct
+    )
+    | Count
+    | GetSchema
+)
 
 
 @dataclass(frozen=True)

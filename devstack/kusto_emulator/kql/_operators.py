@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from devstack.kusto_emulator.kusto_types import CLR_TYPES
+
 from . import _ast as ast
 from ._aggregates import ARG_EXTREMES
 from ._errors import KqlError
 from ._expressions import compile_expr, compile_predicate
 from ._names import ColumnNamer, aggregate_name, contains_aggregate, derived_name
 from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
-from ._sql import Sql, quote_identifier
+from ._sql import Sql, quote_identifier, quote_string
 
 _STORAGE_COLUMNS = frozenset({EXTENT_ID, INGESTION_TIME, EXTENT_TAGS})
 
@@ -130,6 +132,8 @@ class Stages:
                 return self._distinct(relation, operator)
             case ast.Count():
                 return self._count(relation)
+            case ast.GetSchema():
+                return self._getschema(relation)
 
     def finish(self, relation: Relation) -> str:
         """The final SELECT: visible columns only, in the order the last sort left."""
@@ -298,3 +302,20 @@ class Stages:
 
     def _count(self, relation: Relation) -> Relation:
         return Relation(self._select(relation, ['COUNT(*) AS "Count"']), [("Count", "long")])
+
+    def _getschema(self, relation: Relation) -> Relation:
+        """One row per input column, as Kusto's getschema: name, ordinal, .NET and KQL type."""
+        rows = ", ".join(
+            f"({quote_string(name)}, {ordinal}, {quote_string(CLR_TYPES[kind])},"
+            f" {quote_string(kind)})"
+            for ordinal, (name, kind) in enumerate(relation.columns)
+        )
+        columns = [
+            ("ColumnName", "string"),
+            ("ColumnOrdinal", "int"),
+            ("DataType", "string"),
+            ("ColumnType", "string"),
+        ]
+        names = ", ".join(quote_identifier(name) for name, _ in columns)
+        sql = f"SELECT * FROM (VALUES {rows}) AS schema({names})"
+        return Relation(sql, columns)

@@ -69,6 +69,7 @@ class _Parser:
             "summarize": self._summarize,
             "distinct": self._distinct,
             "count": ast.Count,
+            "getschema": ast.GetSchema,
         }
 
     # ------------------------------------------------------------ token helpers
