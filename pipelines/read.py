@@ -32,12 +32,6 @@ T = TypeVar("T")
 def consumer_config(base: Mapping[str, str], group_id: str) -> dict[str, str | int | bool]:
     """The librdkafka settings of the sink's reader: ``base`` (connection, security,
     overrides) plus what the reader relies on, which ``base`` cannot turn off."""
-    throughput: dict[str, str | int | bool] = {
-        # One partition is read at a time, so the per-partition limit (1 MiB by default) is
-        # what bounds each fetch: bigger fetches, fewer round trips.
-        "max.partition.fetch.bytes": 8 << 20,
-        "fetch.max.bytes": 64 << 20,
-    }
     required: dict[str, str | int | bool] = {
         # Committed offsets of this group are the sink's progress; the reader only reads them.
         "group.id": group_id,
@@ -53,14 +47,17 @@ def consumer_config(base: Mapping[str, str], group_id: str) -> dict[str, str | i
         # A start offset deleted by retention is an error to report, not a silent jump.
         "auto.offset.reset": "error",
     }
-    return {**throughput, **base, **required}
+    # Fetch sizes stay librdkafka's: 8 MiB partition fetches measured slower than the 1 MiB
+    # default on a local broker, and the default prefetch queue already keeps ahead.
+    return {**base, **required}
 
 
 def read_range(
     consumer: Consumer,
     rng: OffsetRange,
     *,
-    batch_size: int = 10_000,
+    # Measured against 10 000 on a local broker: as fast or faster, and less CPU.
+    batch_size: int = 1_000,
     poll_timeout_s: float = 1.0,
     idle_timeout_s: float = 30.0,
 ) -> Iterator[list[Message]]:

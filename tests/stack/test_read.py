@@ -28,7 +28,7 @@ def test_consumer_config_keeps_overrides_but_not_what_the_reader_relies_on() -> 
     )
     assert config["bootstrap.servers"] == "kafka:9092"
     assert config["security.protocol"] == "SASL_SSL"
-    assert config["max.partition.fetch.bytes"] == "1048576"  # a throughput override wins
+    assert config["max.partition.fetch.bytes"] == "1048576"  # other settings pass through
     assert config["group.id"] == "connect-orders"
     assert config["enable.auto.commit"] is False
     assert config["enable.auto.offset.store"] is False

@@ -223,3 +223,16 @@ def test_a_failure_leaves_no_partial_file(tmp_path: Path) -> None:
         w.add(json_chunk([0, 1]))
         raise RuntimeError("decoder broke")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_surfaces_and_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: object, payloads: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pipelines.batch._GzipLines.write", disk_full)
+    with pytest.raises(OSError, match="No space left"), writer(tmp_path) as w:
+        w.add(json_chunk([0, 1]))
+        w.finish(2)
+    assert list(tmp_path.iterdir()) == []
