@@ -716,6 +716,8 @@ def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
         ("Events | where (n > 1", r"expected '\)', found end of query at position 21"),
         ("Events | project name,", r"expected an expression, found end of query"),
         ("Events | where name == 'open", r"unterminated string literal at position 23"),
+        ("Events |", r"expected an operator name, found end of query at position 8"),
+        ("Events | 42", r"expected an operator name, found '42' at position 9"),
         ("Events | where n > 1 extra", r"expected end of query, found 'extra' at position 21"),
         ("Events | where n > 1y", r"invalid number literal '1y' at position 19"),
         ("print datetime(2024-13-45)", r"invalid datetime literal 'datetime\(2024-13-45\)'"),

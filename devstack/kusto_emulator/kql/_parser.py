@@ -167,6 +167,8 @@ class _Parser:
             source = ast.TableRef(table.text, table.position)
         operators: list[ast.Operator] = []
         while self._accept("|"):
+            if self._peek().kind is not Kind.IDENT:
+                raise self._unexpected("an operator name")
             word = self._hyphenated_word()
             parse_operator = self._operators.get(word.text)
             if parse_operator is None:
