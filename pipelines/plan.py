@@ -108,7 +108,12 @@ def plan(
 
     Partitions without lag give none. Records lost to retention are logged as a warning
     naming the partition and the offsets skipped; ``PartitionState.skipped`` gives the
-    count to callers that report it elsewhere (sensor metadata).
+    count to callers that report it elsewhere (sensor metadata). So is a committed offset
+    past the end of the log, which would otherwise stall the partition silently.
+
+    With ``latest`` and nothing committed, a partition starts at its high watermark, and
+    gives no range; commit that offset once (``OffsetCommitter.start_at``) or every plan
+    would start again at the then high watermark and never read anything.
     """
     ranges: list[OffsetRange] = []
     for tp in sorted(states):
@@ -139,6 +144,16 @@ def _ranges(
             state.low,
             skipped,
             state.low,
+        )
+    if state.committed is not None and state.committed > state.high:
+        log.warning(
+            "topic=%s partition=%d: committed offset %d is past the high watermark %d (was "
+            "the topic deleted and created again?); nothing is read until the log grows past "
+            "it or the group's offset is reset",
+            tp.topic,
+            tp.partition,
+            state.committed,
+            state.high,
         )
     start, high = state.start(reset), state.high
     starts = range(start, high, max_range_records)

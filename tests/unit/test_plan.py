@@ -95,3 +95,14 @@ def test_max_range_records_must_be_positive() -> None:
         plan(
             {ORDERS_0: PartitionState(0, 0, 10)}, max_range_records=0, auto_offset_reset="earliest"
         )
+
+
+def test_plan_warns_of_a_committed_offset_past_the_end_of_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = PartitionState(committed=500, low=0, high=20)
+    with caplog.at_level(logging.WARNING, logger="pipelines.plan"):
+        assert plan({ORDERS_0: state}, max_range_records=10, auto_offset_reset="earliest") == []
+    assert "topic=orders partition=0: committed offset 500 is past the high watermark 20" in (
+        caplog.text
+    )
