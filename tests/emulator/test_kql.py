@@ -1,9 +1,12 @@
-"""The KQL compiler, checked by running its SQL on an in-memory DuckDB laid out like the
-emulator's storage: ``"db"."Events"`` with hidden extent columns, ``"db"."__extents"``."""
+"""KQL tabular operators, checked by running the compiled SQL on an in-memory DuckDB laid out
+like the emulator's storage: ``"db"."Events"`` with hidden extent columns, ``"db"."__extents"``.
+
+Scalar expressions are in test_kql_expressions.py, refused queries in test_kql_errors.py.
+"""
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -11,22 +14,9 @@ import duckdb
 import pytest
 
 from devstack.kusto_emulator.kql import Catalog, CompiledQuery, KqlError, compile_query
+from devstack.kusto_emulator.kusto_types import DUCKDB_TYPES
 
 NOW = datetime(2024, 3, 1, 12, 0, 0)
-
-# Kusto -> DuckDB types, as the storage convention of the emulator states them.
-DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "long": "BIGINT",
-    "int": "INTEGER",
-    "real": "DOUBLE",
-    "decimal": "DECIMAL(38,10)",
-    "bool": "BOOLEAN",
-    "datetime": "TIMESTAMP",
-    "timespan": "INTERVAL",
-    "dynamic": "JSON",
-    "guid": "UUID",
-}
 
 EVENTS = [
     ("name", "string"),
@@ -114,12 +104,6 @@ def rows(db: duckdb.DuckDBPyConnection, kql: str) -> list[tuple]:
 def names(db: duckdb.DuckDBPyConnection, kql: str) -> list[str]:
     """The ``name`` values of the rows ``kql`` returns, sorted (row order not in question)."""
     return sorted(row[0] for row in rows(db, f"{kql} | project name"))
-
-
-def scalar(db: duckdb.DuckDBPyConnection, expr: str) -> tuple[object, str]:
-    """Value and Kusto type of one expression, via ``print``."""
-    columns, result = run(db, f"print v = {expr}")
-    return result[0][0], columns[0][1]
 
 
 # ---------------------------------------------------------------- the interface
@@ -465,157 +449,7 @@ def test_distinct(db: duckdb.DuckDBPyConnection) -> None:
     assert len(rows(db, "Events | project ok | distinct *")) == 3
 
 
-# ---------------------------------------------------------------- scalar expressions
-
-
-@pytest.mark.parametrize(
-    ("expr", "value", "kusto_type"),
-    [
-        ("1", 1, "long"),
-        ("1.5", 1.5, "real"),
-        ("1e3", 1000.0, "real"),
-        ("-7", -7, "long"),
-        ("true", True, "bool"),
-        ("false", False, "bool"),
-        ("'it\\'s'", "it's", "string"),
-        ('"say \\"hi\\"\\n"', 'say "hi"\n', "string"),
-        ("@'C:\\path'", "C:\\path", "string"),
-        ("int(5)", 5, "int"),
-        ("long(null)", None, "long"),
-        ("real(2)", 2.0, "real"),
-        ("real(-inf)", float("-inf"), "real"),
-        ("datetime(2024-01-02)", datetime(2024, 1, 2), "datetime"),
-        ("datetime(2024-01-02 03:04:05)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
-        ("datetime(2024-01-02T03:04:05.123Z)", datetime(2024, 1, 2, 3, 4, 5, 123000), "datetime"),
-        ("datetime(2024-01-02T05:04:05+02:00)", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
-        ('datetime("2024-01-02")', datetime(2024, 1, 2), "datetime"),
-        ("TRUE", True, "bool"),
-        ("1h", timedelta(hours=1), "timespan"),
-        ("30m", timedelta(minutes=30), "timespan"),
-        ("10s", timedelta(seconds=10), "timespan"),
-        ("1d", timedelta(days=1), "timespan"),
-        ("100ms", timedelta(milliseconds=100), "timespan"),
-        ("1.5h", timedelta(minutes=90), "timespan"),
-        ("timespan(1.02:03:04)", timedelta(days=1, hours=2, minutes=3, seconds=4), "timespan"),
-        ("guid(" + GUID_1 + ")", UUID(GUID_1), "guid"),
-        ("1 + 2 * 3", 7, "long"),
-        ("(1 + 2) * 3", 9, "long"),
-        ("7 / 2", 3, "long"),  # integer division, as Kusto
-        ("-7 / 2", -3, "long"),  # truncates toward zero
-        ("7 / 2.0", 3.5, "real"),
-        ("7 % 3", 1, "long"),
-        ("int(7) / int(2)", 3, "int"),
-        ("2 - -1", 3, "long"),
-        ("now()", NOW, "datetime"),
-        ("ago(1h)", NOW - timedelta(hours=1), "datetime"),
-        ("now(-1d)", NOW - timedelta(days=1), "datetime"),
-        ("now() - ago(2d)", timedelta(days=2), "timespan"),
-        ("datetime(2024-01-02) + 1d", datetime(2024, 1, 3), "datetime"),
-        ("datetime(2024-01-02) - datetime(2024-01-01)", timedelta(days=1), "timespan"),
-        ("1h * 2", timedelta(hours=2), "timespan"),
-        ("1h * 1.5", timedelta(minutes=90), "timespan"),
-        ("1h / 4", timedelta(minutes=15), "timespan"),
-        ("1h / 30m", 2.0, "real"),
-        ("1h + 30m", timedelta(minutes=90), "timespan"),
-        ("bin(datetime(2024-01-01 10:37:12), 1h)", datetime(2024, 1, 1, 10), "datetime"),
-        ("bin(datetime(2024-01-01 10:37:12), 15m)", datetime(2024, 1, 1, 10, 30), "datetime"),
-        ("bin(datetime(2024-01-04 10:00), 7d)", datetime(2024, 1, 1), "datetime"),  # Mondays
-        ("bin(datetime(2024-01-01 10:37:12), 1d)", datetime(2024, 1, 1), "datetime"),
-        ("bin(37, 10)", 30, "long"),
-        ("bin(-1, 10)", -10, "long"),
-        ("bin(3.7, 0.5)", 3.5, "real"),
-        ("bin(90m, 1h)", timedelta(hours=1), "timespan"),
-        ("floor(37, 10)", 30, "long"),
-        ("tostring(42)", "42", "string"),
-        ("tostring(1.5)", "1.5", "string"),
-        ("tostring(2.0)", "2", "string"),
-        ("tostring(decimal(1.25))", "1.25", "string"),
-        ("tostring(true)", "true", "string"),
-        ("tostring(datetime(2024-01-02 03:04:05))", "2024-01-02T03:04:05Z", "string"),
-        ("tostring(datetime(2024-01-02 03:04:05.5))", "2024-01-02T03:04:05.5000000Z", "string"),
-        ("tostring(90m)", "01:30:00", "string"),
-        ("tostring(1d + 2h + 500ms)", "1.02:00:00.5000000", "string"),
-        ("tostring(-1h)", "-01:00:00", "string"),
-        ("tostring(long(null))", "", "string"),
-        ('tostring(dynamic({"a": 1}))', '{"a":1}', "string"),
-        ('tostring(dynamic("text"))', "text", "string"),
-        ("tostring(parse_json('null'))", "", "string"),
-        ("toint('12')", 12, "int"),
-        ("toint('abc')", None, "int"),
-        ("tolong(2.9)", 2, "long"),
-        ("tolong(-2.9)", -2, "long"),
-        ("tolong('12')", 12, "long"),
-        ("tolong(true)", 1, "long"),
-        ("todouble('1.25')", 1.25, "real"),
-        ("toreal(3)", 3.0, "real"),
-        ("todatetime('2024-01-02T03:04:05Z')", datetime(2024, 1, 2, 3, 4, 5), "datetime"),
-        ("todatetime('not a date')", None, "datetime"),
-        ("todatetime('2024-01-02T03:04:05+02:00')", datetime(2024, 1, 2, 1, 4, 5), "datetime"),
-        ("todatetime('2024-01-02 03:04')", datetime(2024, 1, 2, 3, 4), "datetime"),
-        ("strlen('héllo')", 5, "long"),
-        ("tolower('MiXeD')", "mixed", "string"),
-        ("toupper('MiXeD')", "MIXED", "string"),
-        ("strcat('a', 1, 'b', true)", "a1btrue", "string"),
-        ("substring('abcdef', 2, 3)", "cde", "string"),
-        ("iff(1 > 2, 'yes', 'no')", "no", "string"),
-        ("iif(true, 1, 2.5)", 1.0, "real"),
-        ("case(1 > 2, 'a', 2 > 1, 'b', 'c')", "b", "string"),
-        ("case(false, 1, 2)", 2, "long"),
-        ("coalesce(long(null), 5)", 5, "long"),
-        ("replace_string('a-b-c', '-', '+')", "a+b+c", "string"),
-        ("indexof('abcdef', 'cd')", 2, "long"),
-        ("indexof('abcdef', 'x')", -1, "long"),
-        ("split('a,b,c', ',')", '["a","b","c"]', "dynamic"),
-        ("split('a,b,c', ',', 1)", '"b"', "dynamic"),
-        ("extract('id=([0-9]+)', 1, 'x id=42 y')", "42", "string"),
-        ("extract('id=([0-9]+)', 1, 'nothing')", "", "string"),
-        ("startofday(datetime(2024-01-03 10:20))", datetime(2024, 1, 3), "datetime"),
-        ("startofweek(datetime(2024-01-03 10:20))", datetime(2023, 12, 31), "datetime"),  # Sunday
-        ("startofmonth(datetime(2024-01-03 10:20))", datetime(2024, 1, 1), "datetime"),
-        ("startofyear(datetime(2024-05-03))", datetime(2024, 1, 1), "datetime"),
-        ("getyear(datetime(2024-05-03))", 2024, "int"),
-        ("getmonth(datetime(2024-05-03))", 5, "int"),
-        ("dayofmonth(datetime(2024-05-03))", 3, "int"),
-        ("hourofday(datetime(2024-05-03 17:00))", 17, "int"),
-        ("sqrt(16)", 4.0, "real"),
-        ("pow(2, 10)", 1024.0, "real"),
-        ("log10(1000)", 3.0, "real"),
-        ("exp(0)", 1.0, "real"),
-        ("1 == 1", True, "bool"),
-        ("'a' < 'b'", True, "bool"),
-        ("'ABC' =~ 'abc'", True, "bool"),
-        ("abs(-3)", 3, "long"),
-        ("round(2.567, 2)", 2.57, "real"),
-        ("array_length(dynamic([1, 2, 3]))", 3, "long"),
-        ("parse_json('{\"a\": 5}').a", "5", "dynamic"),
-        ("ingestion_time()", None, "datetime"),  # no table, no extent
-    ],
-)
-def test_scalar_expression(
-    db: duckdb.DuckDBPyConnection, expr: str, value: object, kusto_type: str
-) -> None:
-    assert scalar(db, expr) == (value, kusto_type)
-
-
-def test_dynamic_literal_and_access(db: duckdb.DuckDBPyConnection) -> None:
-    columns, result = run(
-        db, 'print d = dynamic({"a": {"b c": [10, 20]}}) | project v = d.a["b c"][1], w = d.a.x'
-    )
-    assert columns == [("v", "dynamic"), ("w", "dynamic")]
-    assert result == [("20", None)]
-
-
-@pytest.mark.parametrize(
-    ("literal", "json_text"),
-    [
-        ('dynamic({"a": [1, 2.5, true, null]})', '{"a":[1,2.5,true,null]}'),
-        ("dynamic(['x', \"y\"])", '["x","y"]'),
-        ("dynamic({key: -1})", '{"key":-1}'),
-        ("dynamic(null)", None),
-    ],
-)
-def test_dynamic_literals(db: duckdb.DuckDBPyConnection, literal: str, json_text: str) -> None:
-    assert scalar(db, literal) == (json_text, "dynamic")
+# ---------------------------------------------------------------- expressions over table rows
 
 
 def test_dynamic_values_in_arithmetic_and_computed_keys(db: duckdb.DuckDBPyConnection) -> None:
@@ -627,22 +461,6 @@ def test_dynamic_values_in_arithmetic_and_computed_keys(db: duckdb.DuckDBPyConne
     assert result == [(10.0, "5")]
     quoted = 'print d = dynamic({"a \\"b": 1}) | extend k = \'a "b\' | project v = d[k]'
     assert rows(db, quoted) == [("1",)]
-
-
-def test_print_default_names(db: duckdb.DuckDBPyConnection) -> None:
-    columns, result = run(db, "print 1, named = 'x', 2.5")
-    assert columns == [("print_0", "long"), ("named", "string"), ("print_2", "real")]
-    assert result == [(1, "x", 2.5)]
-
-
-def test_print_feeds_pipes(db: duckdb.DuckDBPyConnection) -> None:
-    assert run(db, "print a = 2 | extend b = a * 3") == ([("a", "long"), ("b", "long")], [(2, 6)])
-
-
-def test_now_is_the_current_utc_time_by_default(db: duckdb.DuckDBPyConnection) -> None:
-    compiled = compile_query("print now()", CATALOG)
-    (value,) = db.execute(compiled.sql).fetchall()[0]
-    assert abs(value - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=1)
 
 
 def test_comments_and_whitespace_are_ignored(db: duckdb.DuckDBPyConnection) -> None:
@@ -696,58 +514,3 @@ def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
     assert sorted(rows(db, kql)) == [("Gamma-ray",), ("beta",)]
     assert len(rows(db, "let E = Events; E | take 1")) == 1
     assert rows(db, "let E = ['Events'] | where n > 2; E | project name") == [("Gamma-ray",)]
-
-
-# ---------------------------------------------------------------- errors
-
-
-@pytest.mark.parametrize(
-    ("kql", "message"),
-    [
-        ("Events | take 1 | mv-expand d", r"unsupported KQL operator 'mv-expand' at position 18"),
-        ("Events | join (Events) on n", r"unsupported KQL operator 'join' at position 9"),
-        (
-            "Events | extend y = frobnicate(n)",
-            r"unsupported KQL function 'frobnicate' at position 20",
-        ),
-        ("Nope | count", r"unknown table 'Nope' in database 'db' at position 0"),
-        ("Events | where nope > 1", r"unknown column or name 'nope' at position 15"),
-        ("Events | where n >", r"expected an expression, found end of query at position 18"),
-        ("Events | where (n > 1", r"expected '\)', found end of query at position 21"),
-        ("Events | project name,", r"expected an expression, found end of query"),
-        ("Events | where name == 'open", r"unterminated string literal at position 23"),
-        ("Events |", r"expected an operator name, found end of query at position 8"),
-        ("Events | 42", r"expected an operator name, found '42' at position 9"),
-        ("Events | where n > 1 extra", r"expected end of query, found 'extra' at position 21"),
-        ("Events | where n > 1y", r"invalid number literal '1y' at position 19"),
-        ("print datetime(2024-13-45)", r"invalid datetime literal 'datetime\(2024-13-45\)'"),
-        ("print 'a' + 1", r"operator '\+' is not defined for string and long at position 10"),
-        ("print strlen()", r"function 'strlen' expects 1 argument\(s\), got 0 at position 6"),
-        ("print strcat()", r"function 'strcat' expects at least 1 argument\(s\), got 0"),
-        ("print substring('a')", r"function 'substring' expects 2 to 3 argument\(s\), got 1"),
-        ("print iff(1, 2, 3)", r"iff\(\): conditions must be bool, got long at position 6"),
-        ("print iff(true, 'a', 1)", r"iff\(\): arguments differ in type: string and long"),
-        (
-            "print case(true, 1, false, 2)",
-            r"case\(\): expected predicate/value pairs and a final else",
-        ),
-        ("print bin(now(), 5)", r"bin\(\): a datetime needs a timespan bin size at position 6"),
-        ("print name.a", r"unknown column or name 'name'"),
-        ("Events | project name.a", r"property access needs a dynamic value, got string"),
-        ("Events | take 'x'", r"row count must be an integer, got string at position 14"),
-        ("Events | order n", r"expected 'by', found 'n' at position 15"),
-        ("Events | where n # 1", r"unexpected character '#' at position 17"),
-        ("let f = (a: long) { a }; print f(1)", r"unsupported let function or view 'f'"),
-        ("print dynamic([1,", r"unbalanced parenthesis in literal at position 6"),
-        ("print dynamic([1 2])", r"invalid dynamic literal 'dynamic\(\[1 2\]\)' at position 6"),
-    ],
-)
-def test_errors_name_what_and_where(kql: str, message: str) -> None:
-    with pytest.raises(KqlError, match=message):
-        compile_query(kql, CATALOG)
-
-
-def test_error_position_is_kept_for_servers() -> None:
-    with pytest.raises(KqlError) as caught:
-        compile_query("Events | mv-expand d", CATALOG)
-    assert caught.value.position == 9
