@@ -7,16 +7,12 @@ step retry policy, its flush interval the interval sensor's tick.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-from pipelines.config import SinkSettings, load_settings
+from pipelines.config import SinkSettings, config_path, load_settings
 from pipelines.jobs import build_job, kafka_asset_key, kusto_asset_key
 from resources.sink import SinkResource
 from sensors.lag import build_sensors
-
-CONFIG_ENV = "KUSTO_SINK_CONFIG"
 
 
 def asset_specs(settings: SinkSettings) -> list[dg.AssetSpec]:
@@ -55,4 +51,7 @@ def build_definitions(config_path: str) -> dg.Definitions:
     )
 
 
-defs = build_definitions(os.environ.get(CONFIG_ENV, "examples/local.yaml"))
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` loads: the sink named by $KUSTO_SINK_CONFIG (loaded lazily)."""
+    return build_definitions(str(config_path()))

@@ -46,11 +46,11 @@ def run_requests(
     with_ranges: list[OffsetRange] = SinkRuntime(settings).plan(chosen)
     return [
         dg.RunRequest(run_config=run_config(group), tags=run_tags(settings.name, group))
-        for group in _groups(with_ranges)
+        for group in group_ranges(with_ranges)
     ]
 
 
-def _groups(ranges: list[OffsetRange]) -> list[list[OffsetRange]]:
+def group_ranges(ranges: list[OffsetRange]) -> list[list[OffsetRange]]:
     # A partition's ranges stay in one run, in order: its commits must follow each other.
     by_partition: dict[str, list[OffsetRange]] = {}
     for rng in ranges:

@@ -1,0 +1,68 @@
+"""Drain: launch delivery runs through the Dagster instance until no partition lags.
+
+Runs go through the instance (``DAGSTER_HOME``) like the sensors' runs do, so they show in
+the Dagster UI with their steps, logs and batch materializations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from pipelines.jobs import run_config, run_tags
+from pipelines.plan import OffsetRange
+from pipelines.runtime import SinkRuntime
+from sensors.lag import group_ranges
+
+
+def job_for(config_path: str) -> dg.JobDefinition:
+    """The delivery job of one settings file; module-level so run workers can rebuild it."""
+    return build_definitions(config_path).get_job_def("deliver_ranges")
+
+
+@dataclass
+class DrainProgress:
+    runs: int = 0
+    records: int = 0
+
+
+def drain(
+    config_path: str,
+    runtime: SinkRuntime,
+    instance: dg.DagsterInstance,
+    *,
+    max_runs: int = 1000,
+    on_run: Callable[[list[OffsetRange], dg.DagsterRun], None] = lambda ranges, run: None,
+) -> DrainProgress:
+    """Run the delivery job until every partition's committed offset is its high watermark.
+
+    A failed run ends the drain with an error; its ranges stay uncommitted for the next
+    drain or sensor tick.
+    """
+    job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
+    progress = DrainProgress()
+    while progress.runs < max_runs:
+        ranges = runtime.plan()
+        if not ranges:
+            return progress
+        for group in group_ranges(ranges):
+            began = time.monotonic()
+            with dg.execute_job(
+                job,
+                instance=instance,
+                run_config=run_config(group),
+                tags=run_tags(runtime.settings.name, group),
+            ) as result:
+                progress.runs += 1
+                on_run(group, result.dagster_run)
+                if not result.success:
+                    raise RuntimeError(
+                        f"run {result.run_id} delivering {', '.join(map(str, group))} failed "
+                        f"after {time.monotonic() - began:.0f}s; see its logs in the Dagster UI"
+                    )
+            progress.records += sum(r.records for r in group)
+    return progress
