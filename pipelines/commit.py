@@ -40,6 +40,10 @@ _FENCING_CODES = frozenset(
 )
 
 
+# What a plain commit gets from the broker while other consumers are members of the group.
+_MEMBER_CODES = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION})
+
+
 class SinkFenced(TerminalError):
     """Another sink instance with the same transactional id took over this partition."""
 
@@ -283,6 +287,12 @@ class OffsetCommitter:
                     f"{doing} failed: another sink instance with transactional.id="
                     f"{self._transactional_id} took over (topic={topic} partition={partition}); "
                     "this run must stop"
+                ) from exc
+            if error.code() in _MEMBER_CODES:
+                raise TerminalError(
+                    f"{doing} failed: group={self._group_id} has active members, and the sink "
+                    "never joins its group: another consumer uses it (the Kafka Connect sink "
+                    f"still running?) (topic={topic} partition={partition})"
                 ) from exc
             translated = kafka_error(error, f"{doing} of group={self._group_id}", topic, partition)
             if error.txn_requires_abort() and not translated.transient:

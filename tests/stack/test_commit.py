@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -21,7 +22,7 @@ from pipelines.commit import (
     SinkFenced,
     transactional_id,
 )
-from pipelines.errors import CommitConflict, SinkError
+from pipelines.errors import CommitConflict, SinkError, TerminalError
 from pipelines.plan import OffsetRange
 from pipelines.read import consumer_config, read_range
 from pipelines.records import DeadLetter
@@ -241,6 +242,26 @@ def test_plain_commit_is_a_compare_and_set_too(
     assert committed_by_plain_consumer(kafka, unique_name, topic) == 20
     with pytest.raises(TypeError, match="needs a transactional_id"):
         committer.commit(OffsetRange(topic, 0, 20, 30))
+
+
+@pytest.mark.stack
+def test_plain_commit_names_a_consumer_that_joined_the_sinks_group(
+    kafka: dict[str, str],
+    make_topic: Callable[..., str],
+    unique_name: str,
+    committers: Callable[..., OffsetCommitter],
+) -> None:
+    topic = make_topic(partitions=1)
+    member = Consumer({**kafka, "group.id": unique_name, "enable.auto.commit": False})
+    member.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 30
+        while not member.assignment() and time.monotonic() < deadline:
+            member.poll(0.2)
+        with pytest.raises(TerminalError, match=f"group={unique_name} has active members"):
+            committers(tid=None).commit_plain(OffsetRange(topic, 0, 0, 1))
+    finally:
+        member.close()
 
 
 @pytest.mark.stack
