@@ -184,8 +184,7 @@ class BatchWriter:
 
     def _start(self, chunk: Chunk) -> _OpenBatch:
         first = self._next_first
-        stem = _safe_name(f"{self._topic}-{self._partition}-{first}")
-        partial_path = self._directory / f"{stem}.partial"
+        partial_path = self._directory / f"{self._file_stem(first, None)}.partial"
         framing = chunk.framing
         sink: _Sink
         if isinstance(framing, LineFraming):
@@ -211,9 +210,8 @@ class BatchWriter:
             self._pending.popleft().result()
         file_bytes = batch.sink.close()
         bid = batch_id(self._topic, self._partition, batch.first, last, self._table)
-        table = f"@{self._table}" if self._table else ""
-        name = f"{self._topic}-{self._partition}-{batch.first}-{last}{table}"
-        path = self._directory / f"{_safe_name(name)}{_extension(batch.format, batch.framing)}"
+        extension = _extension(batch.format, batch.framing)
+        path = self._directory / f"{self._file_stem(batch.first, last)}{extension}"
         os.replace(batch.partial_path, path)
         self._open = None
         self._next_first = last + 1
@@ -236,6 +234,13 @@ class BatchWriter:
         while len(self._pending) > MAX_PENDING_WRITES:
             # Also where a failed write (disk full, say) surfaces.
             self._pending.popleft().result()
+
+    def _file_stem(self, first: int, last: int | None) -> str:
+        """``orders-2-100-199@db.table``: unique per batch, also among the writers of other
+        tables sharing the directory; Kafka topics allow only [A-Za-z0-9._-]."""
+        offsets = f"{first}" if last is None else f"{first}-{last}"
+        table = f"@{self._table}" if self._table else ""
+        return re.sub(r"[^A-Za-z0-9._@-]", "_", f"{self._topic}-{self._partition}-{offsets}{table}")
 
     def _where(self) -> str:
         return f"topic={self._topic} partition={self._partition}"
@@ -367,8 +372,3 @@ def _extension(format: str, framing: Framing) -> str:
     if isinstance(framing, AvroFraming):
         return ".avro"
     return f".{format}"
-
-
-def _safe_name(name: str) -> str:
-    """A file name from topic and table names; Kafka topics allow only [A-Za-z0-9._-]."""
-    return re.sub(r"[^A-Za-z0-9._@-]", "_", name)

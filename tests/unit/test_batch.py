@@ -236,3 +236,14 @@ def test_a_failed_write_surfaces_and_leaves_no_partial_file(
         w.add(json_chunk([0, 1]))
         w.finish(2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writers_of_several_tables_can_share_a_directory(tmp_path: Path) -> None:
+    first, second = writer(tmp_path, table="db.A"), writer(tmp_path, table="db.B")
+    first.add(json_chunk([0, 1]))
+    second.add(json_chunk([0]))
+    (a,) = first.finish(2)
+    (b,) = second.finish(2)
+    assert (a.batch_id, b.batch_id) == ("orders/2/0-1@db.A", "orders/2/0-1@db.B")
+    assert (a.records, b.records) == (2, 1)
+    assert len(set(tmp_path.iterdir())) == 2
