@@ -14,7 +14,7 @@ from starlette.routing import Route
 from devstack.schema_registry import errors
 from devstack.schema_registry.errors import RegistryError
 from devstack.schema_registry.schemas import SCHEMA_TYPES
-from devstack.schema_registry.store import Reference, SchemaStore
+from devstack.schema_registry.store import Reference, SchemaStore, StoredSchema
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -62,6 +62,12 @@ async def _schema_request(request: Request) -> tuple[str, str, list[Reference]]:
 def build_app(store: SchemaStore) -> Starlette:
     """A starlette app answering the registry API from ``store``."""
 
+    def schema_text(request: Request, schema: StoredSchema) -> str | None:
+        """The schema in the asked ``format``, when that differs from how it is stored."""
+        if request.query_params.get("format") == "serialized" and schema.schema_type == "PROTOBUF":
+            return store.serialized_protobuf(schema)
+        return None
+
     async def root(request: Request) -> Response:
         return RegistryResponse({})
 
@@ -92,7 +98,7 @@ def build_app(store: SchemaStore) -> Starlette:
         found = store.version(
             request.path_params["subject"], _version_param(request), _flag(request, "deleted")
         )
-        return RegistryResponse(found.to_json())
+        return RegistryResponse(found.to_json(schema_text(request, found.schema)))
 
     async def get_version_schema(request: Request) -> Response:
         found = store.version(request.path_params["subject"], _version_param(request))
@@ -109,7 +115,8 @@ def build_app(store: SchemaStore) -> Starlette:
         return RegistryResponse(deleted)
 
     async def schema_by_id(request: Request) -> Response:
-        return RegistryResponse(store.schema_by_id(request.path_params["id"]).to_json())
+        found = store.schema_by_id(request.path_params["id"])
+        return RegistryResponse(found.to_json(schema_text(request, found)))
 
     async def schema_text_by_id(request: Request) -> Response:
         found = store.schema_by_id(request.path_params["id"])

@@ -56,13 +56,11 @@ def _load_json(schema: str) -> Any:
 
 
 def _check_protobuf(schema: str) -> str:
-    """Accept .proto text, or a base64 FileDescriptorProto (what the Python serializer sends)."""
+    """.proto text (compiled later by the store) or a base64 FileDescriptorProto."""
     text = schema.strip()
     if not text:
         raise invalid_schema("empty Protobuf schema")
-    if is_serialized_protobuf(text) or "message" in text or "enum" in text:
-        return text
-    raise invalid_schema("neither .proto text nor a base64 FileDescriptorProto")
+    return text
 
 
 def is_serialized_protobuf(text: str) -> bool:

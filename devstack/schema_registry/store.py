@@ -16,6 +16,7 @@ from typing import Any
 
 from devstack.schema_registry import errors
 from devstack.schema_registry.compatibility import avro_incompatibilities
+from devstack.schema_registry.protobuf_text import serialized_protobuf
 from devstack.schema_registry.schemas import canonical_schema, parse_avro
 
 COMPATIBILITY_LEVELS = (
@@ -69,8 +70,10 @@ class StoredSchema:
     schema: str
     references: list[Reference] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"schema": self.schema, "schemaType": self.schema_type}
+    def to_json(self, schema_text: str | None = None) -> dict[str, Any]:
+        """The API's view; ``schema_text`` replaces the stored text (another format of it)."""
+        text = self.schema if schema_text is None else schema_text
+        body: dict[str, Any] = {"schema": text, "schemaType": self.schema_type}
         if self.references:
             body["references"] = [ref.to_json() for ref in self.references]
         return body
@@ -83,12 +86,12 @@ class SubjectVersion:
     schema: StoredSchema
     deleted: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, schema_text: str | None = None) -> dict[str, Any]:
         return {
             "subject": self.subject,
             "version": self.version,
             "id": self.schema.id,
-            **self.schema.to_json(),
+            **self.schema.to_json(schema_text),
         }
 
 
@@ -100,6 +103,7 @@ class SchemaStore:
         self._db = sqlite3.connect(data_dir / "registry.sqlite3", check_same_thread=False)
         self._db.executescript(_TABLES)
         self._lock = threading.Lock()
+        self._serialized: dict[int, str] = {}  # schema id -> compiled Protobuf descriptor
 
     def close(self) -> None:
         self._db.close()
@@ -151,6 +155,11 @@ class SchemaStore:
                 if version.schema.id == stored.id:
                     return version
         raise errors.schema_not_found()
+
+    def serialized_protobuf(self, schema: StoredSchema) -> str:
+        """A Protobuf schema as a base64 ``FileDescriptorProto`` (``format=serialized``)."""
+        with self._lock:
+            return self._serialized_protobuf(schema)
 
     def schema_by_id(self, schema_id: int) -> StoredSchema:
         with self._lock:
@@ -294,7 +303,28 @@ class SchemaStore:
         ).fetchone()
         if row is not None:
             return self._schema(row[0])
-        return StoredSchema(0, schema_type, canonical, list(references))
+        candidate = StoredSchema(0, schema_type, canonical, list(references))
+        if schema_type == "PROTOBUF":
+            self._serialized_protobuf(candidate)  # compiles .proto text: 42201 if invalid
+        return candidate
+
+    def _serialized_protobuf(self, schema: StoredSchema) -> str:
+        if schema.id in self._serialized:
+            return self._serialized[schema.id]
+        compiled = serialized_protobuf(schema.schema, self._imports(schema.references))
+        if schema.id:
+            self._serialized[schema.id] = compiled
+        return compiled
+
+    def _imports(self, references: list[Reference]) -> dict[str, str]:
+        """Every file a Protobuf schema imports through its references, transitively."""
+        files: dict[str, str] = {}
+        for ref, text in zip(references, self._referenced_texts(references), strict=True):
+            files[ref.name] = text
+            files.update(
+                self._imports(self._version(ref.subject, ref.version, False).schema.references)
+            )
+        return files
 
     def _referenced_texts(self, references: list[Reference]) -> list[str]:
         texts = []

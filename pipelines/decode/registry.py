@@ -98,6 +98,8 @@ def _translated_errors(what: str, source: str) -> Iterator[None]:
     except SchemaRegistryError as error:
         if error.http_status_code == 404:
             raise UnknownSchema(f"unknown {what} ({source})") from error
+        if error.http_status_code == 422:  # the registry cannot serve this schema as asked
+            raise ValueError(f"{source}: {error.error_message}") from error
         raise SchemaRegistryUnavailable(f"{source} could not resolve {what}: {error}") from error
     except Exception as error:  # transport errors of whichever HTTP library the client uses
         raise SchemaRegistryUnavailable(

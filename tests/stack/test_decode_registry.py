@@ -3,6 +3,7 @@ devstack's Kafka, with schemas in the devstack's registry, read back by the sink
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from confluent_kafka import Consumer, Message, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
@@ -135,6 +136,26 @@ def test_protobuf_serializer_output_decodes_to_json_lines(
         "value": 21.5,
         "at": "2023-11-14T22:13:20Z",
     }
+
+
+def test_protobuf_registered_as_proto_text_decodes(
+    client: SchemaRegistryClient, round_trip: Callable[..., list[Message]]
+) -> None:
+    """What a Java or Go producer registers: .proto text, not a serialized descriptor."""
+    text = (
+        'syntax = "proto3"; package iot; message Reading { string sensor = 1; double value = 2; }'
+    )
+
+    def values(ctx: SerializationContext) -> list[bytes]:
+        schema_id = client.register_schema(f"{ctx.topic}-value", Schema(text, "PROTOBUF"))
+        serialized = client.get_schema(schema_id, fmt="serialized").schema_str
+        pool = DescriptorPool()
+        pool.Add(descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized)))
+        reading = GetMessageClass(pool.FindMessageTypeByName("iot.Reading"))(sensor="t2", value=3.5)
+        return [b"\x00" + schema_id.to_bytes(4, "big") + b"\x00" + reading.SerializeToString()]
+
+    chunks, dead = make_decoder("protobuf", "json", registry=client).decode(round_trip(values))
+    assert dead == [] and orjson.loads(chunks[0].payloads[0]) == {"sensor": "t2", "value": 3.5}
 
 
 def test_an_unreachable_registry_is_transient_not_a_dead_letter(tmp_path: Path) -> None:

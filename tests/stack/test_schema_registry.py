@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2
 
 from devstack.schema_registry.testing import running_registry
 
@@ -257,3 +259,38 @@ def test_transitive_levels_check_every_version(client: SchemaRegistryClient) -> 
     with pytest.raises(SchemaRegistryError) as refused:
         client.register_schema("s-value", avro(_record({"name": "y", "type": "int"})))
     assert refused.value.http_status_code == 409
+
+
+UNITS_PROTO = """syntax = "proto3";
+package iot;
+enum Unit { CELSIUS = 0; KELVIN = 1; }
+"""
+READING_PROTO = """syntax = "proto3";
+package iot;
+import "units.proto";
+import "google/protobuf/timestamp.proto";
+message Reading {
+  string sensor = 1;
+  double value = 2;
+  Unit unit = 3;
+  google.protobuf.Timestamp at = 4;
+}
+"""
+
+
+def test_proto_text_is_served_serialized_with_its_imports(client: SchemaRegistryClient) -> None:
+    client.register_schema("units", Schema(UNITS_PROTO, "PROTOBUF"))
+    ref = SchemaReference("units.proto", "units", 1)
+    schema_id = client.register_schema("readings-value", Schema(READING_PROTO, "PROTOBUF", [ref]))
+    assert client.get_schema(schema_id).schema_str.strip() == READING_PROTO.strip()
+    serialized = client.get_version("readings-value", 1, fmt="serialized").schema.schema_str
+    file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
+    assert list(file.dependency) == ["units.proto", "google/protobuf/timestamp.proto"]
+    assert [f.name for f in file.message_type[0].field] == ["sensor", "value", "unit", "at"]
+
+
+def test_invalid_proto_text_is_refused(client: SchemaRegistryClient) -> None:
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema("bad-value", Schema("syntax = 'proto3'; message {", "PROTOBUF"))
+    assert refused.value.error_code == 42201
+    assert "protoc" in refused.value.error_message
