@@ -278,6 +278,26 @@ def test_extend_adds_replaces_in_place_and_sees_earlier_items(
     assert result[0][-2:] == (21, 4)
 
 
+def test_names_differing_only_in_case_are_different_columns(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    # KQL names are case-sensitive; DuckDB binds them case-insensitively.
+    columns, result = run(
+        db, "Events | where n == 2 | extend Name = toupper(name) | project name, Name"
+    )
+    assert columns == [("name", "string"), ("Name", "string")]
+    assert result == [("beta", "BETA")]
+    assert rows(db, "print a = 1, A = 2") == [(1, 2)]
+
+
+def test_renamed_and_removed_columns_can_be_reused(db: duckdb.DuckDBPyConnection) -> None:
+    kql = (
+        "Events | where n == 2 | project-rename old = name | project-away x"
+        " | extend x = 'new', name = strcat(old, '!') | project old, name, x"
+    )
+    assert rows(db, kql) == [("beta", "beta!", "new")]
+
+
 # ---------------------------------------------------------------- take, top, sort
 
 

@@ -8,10 +8,9 @@ from typing import Protocol
 
 from . import _ast as ast
 from ._errors import KqlError
-from ._expressions import compile_expr
-from ._operators import Relation, Stages
+from ._operators import Column, Relation, Stages
 from ._parser import parse
-from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME, Scope
+from ._scope import EXTENT_ID, EXTENT_TAGS, INGESTION_TIME
 from ._sql import quote_identifier
 from ._types import normalize_type
 
@@ -45,7 +44,7 @@ def compile_query(text: str, catalog: Catalog, *, now: datetime | None = None) -
     lets = {let.name: let.value for let in query.lets}
     compiler = _QueryCompiler(catalog, lets, moment, _calls_extent_tags(query))
     relation = compiler.pipeline(query.body)
-    return CompiledQuery(compiler.stages.finish(relation), list(relation.columns))
+    return CompiledQuery(compiler.stages.finish(relation), relation.schema)
 
 
 class _QueryCompiler:
@@ -64,7 +63,7 @@ class _QueryCompiler:
 
     def pipeline(self, pipeline: ast.Pipeline) -> Relation:
         if isinstance(pipeline.source, ast.Print):
-            relation = self._print(pipeline.source)
+            relation = self.stages.print(pipeline.source)
         else:
             relation = self._source(pipeline.source.name, pipeline.source.position, set())
         for operator in pipeline.operators:
@@ -109,18 +108,8 @@ class _QueryCompiler:
             source += f" LEFT JOIN {extents} AS e ON e.extent_id = t.{quote_identifier(EXTENT_ID)}"
             items.append(f"coalesce(e.tags, CAST('[]' AS JSON)) AS {quote_identifier(EXTENT_TAGS)}")
             hidden.append(EXTENT_TAGS)
-        return Relation(f"SELECT {', '.join(items)} FROM {source}", columns, tuple(hidden))
-
-    def _print(self, source: ast.Print) -> Relation:
-        scope = Scope({}, frozenset(), self._lets, self._now)
-        items: list[str] = []
-        columns: list[tuple[str, str]] = []
-        for index, item in enumerate(source.items):
-            value = compile_expr(item.expr, scope)
-            name = item.name or f"print_{index}"
-            items.append(f"{value.text} AS {quote_identifier(name)}")
-            columns.append((name, value.kusto_type))
-        return Relation(f"SELECT {', '.join(items)}", columns)
+        visible = [Column(name, kind, name) for name, kind in columns]
+        return Relation(f"SELECT {', '.join(items)} FROM {source}", visible, tuple(hidden))
 
 
 def _walk(node: object) -> Iterator[object]:

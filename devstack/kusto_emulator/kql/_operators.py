@@ -7,6 +7,10 @@ operators that build new rows (summarize, distinct, count) drop them. SQL does n
 that a subquery's order survives the query around it, so a sort only records its keys, and
 the ``ORDER BY`` is written where order matters: with a ``LIMIT`` (take, top) and in the
 final SELECT. One sort of the data, and ``sort | take`` is a top-N.
+
+Computed columns get internal SQL names (``__c1``, ``__c2``, ...) and take their Kusto names
+only in the final SELECT: DuckDB binds names case-insensitively, Kusto does not, so ``name``
+and ``Name`` must never meet inside the SQL.
 """
 
 import fnmatch
@@ -28,70 +32,30 @@ _STORAGE_COLUMNS = frozenset({EXTENT_ID, INGESTION_TIME, EXTENT_TAGS})
 
 
 @dataclass(frozen=True)
+class Column:
+    name: str  # the Kusto name
+    kusto_type: str
+    sql_name: str  # its name in the relation's SQL
+
+
+@dataclass(frozen=True)
 class Relation:
     sql: str  # a SELECT statement
-    columns: list[tuple[str, str]]  # visible (name, Kusto type), in order
+    columns: list[Column]  # the visible columns, in order
     hidden: tuple[str, ...] = ()  # SQL-only columns carried along
     order: tuple[str, ...] = ()  # ORDER BY terms in force, over hidden sort keys
+
+    @property
+    def schema(self) -> list[tuple[str, str]]:
+        return [(column.name, column.kusto_type) for column in self.columns]
+
+    def with_columns(self, columns: list[Column]) -> "Relation":
+        """The same rows showing other columns: project-away, -keep, -reorder, -rename."""
+        return Relation(self.sql, columns, self.hidden, self.order)
 
 
 def _order_clause(order: tuple[str, ...]) -> str:
     return f" ORDER BY {', '.join(order)}" if order else ""
-
-
-def _named_values(
-    assignments: list[ast.Assignment],
-    scope: Scope,
-    default_name: Callable[[ast.Expr], str | None],
-    namer: ColumnNamer,
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """``name = expr`` items -> SELECT items and result columns, with Kusto's default names."""
-    items: list[str] = []
-    columns: list[tuple[str, str]] = []
-    for item in assignments:
-        value = compile_expr(item.expr, scope)
-        name = namer.name(item.name, default_name(item.expr))
-        items.append(f"{value.text} AS {quote_identifier(name)}")
-        columns.append((name, value.kusto_type))
-    return items, columns
-
-
-def _arg_extreme(
-    item: ast.Assignment,
-    scope: Scope,
-    input_columns: list[tuple[str, str]],
-    by_names: list[str],
-    namer: ColumnNamer,
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """``arg_max(key, a, b)`` / ``arg_max(key, *)``: the key's extreme and the other values of
-    the row that holds it, one result column each (``*``: every input column not grouped by).
-    """
-    call = item.expr
-    assert isinstance(call, ast.Call)
-    if len(call.args) < 2:
-        raise KqlError(f"{call.name}() needs a key and the values to return", call.position)
-    key = compile_expr(call.args[0], scope)
-    key_name = namer.name(item.name, derived_name(call.args[0]))
-    extreme = ARG_EXTREMES[call.name]
-    items = [f"{extreme}({key.text}) AS {quote_identifier(key_name)}"]
-    columns = [(key_name, key.kusto_type)]
-    returned: list[ast.Expr] = []
-    for arg in call.args[1:]:
-        if isinstance(arg, ast.Name) and arg.name == "*":
-            returned += [
-                ast.Name(name, arg.position)
-                for name, _ in input_columns
-                if name not in by_names and name != key_name
-            ]
-        else:
-            returned.append(arg)
-    for expr in returned:
-        value = compile_expr(expr, scope)
-        name = namer.name(None, derived_name(expr))
-        # arg_max_null keeps a null value of the winning row; arg_max would skip that row.
-        items.append(f"{call.name}_null({value.text}, {key.text}) AS {quote_identifier(name)}")
-        columns.append((name, value.kusto_type))
-    return items, columns
 
 
 class Stages:
@@ -100,13 +64,93 @@ class Stages:
     def __init__(self, lets: Mapping[str, ast.Expr | ast.Pipeline], now: datetime) -> None:
         self._lets = lets
         self._now = now
-        self._aliases = 0
-        self._sort_keys = 0
+        self._subqueries = 0
+        self._sql_names = 0
 
-    def scope(self, relation: Relation) -> Scope:
-        columns = {name: Sql(quote_identifier(name), kind) for name, kind in relation.columns}
+    def scope(self, relation: Relation | None) -> Scope:
+        """What expressions over ``relation`` (None: no input, as in print) can see."""
+        if relation is None:
+            return Scope({}, frozenset(), self._lets, self._now)
+        columns = {
+            column.name: Sql(quote_identifier(column.sql_name), column.kusto_type)
+            for column in relation.columns
+        }
         hidden = frozenset(relation.hidden) & _STORAGE_COLUMNS
         return Scope(columns, hidden, self._lets, self._now)
+
+    def print(self, source: ast.Print) -> Relation:
+        """``print a = 1, 2``: one row; unnamed values are print_<index>."""
+        scope = self.scope(None)
+        items: list[str] = []
+        columns: list[Column] = []
+        for index, item in enumerate(source.items):
+            value = compile_expr(item.expr, scope)
+            column = self._column(item.name or f"print_{index}", value.kusto_type)
+            items.append(f"{value.text} AS {quote_identifier(column.sql_name)}")
+            columns.append(column)
+        return Relation(f"SELECT {', '.join(items)}", columns)
+
+    def _column(self, name: str, kusto_type: str) -> Column:
+        self._sql_names += 1
+        return Column(name, kusto_type, f"__c{self._sql_names}")
+
+    def _named_values(
+        self,
+        assignments: list[ast.Assignment],
+        scope: Scope,
+        default_name: Callable[[ast.Expr], str | None],
+        namer: ColumnNamer,
+    ) -> tuple[list[str], list[Column]]:
+        """``name = expr`` items -> SELECT items and result columns, with Kusto's default names."""
+        items: list[str] = []
+        columns: list[Column] = []
+        for item in assignments:
+            value = compile_expr(item.expr, scope)
+            column = self._column(namer.name(item.name, default_name(item.expr)), value.kusto_type)
+            items.append(f"{value.text} AS {quote_identifier(column.sql_name)}")
+            columns.append(column)
+        return items, columns
+
+    def _arg_extreme(
+        self,
+        item: ast.Assignment,
+        scope: Scope,
+        relation: Relation,
+        by_names: list[str],
+        namer: ColumnNamer,
+    ) -> tuple[list[str], list[Column]]:
+        """``arg_max(key, a, b)`` / ``arg_max(key, *)``: the key's extreme and the other values
+        of the row that holds it, one result column each (``*``: every input column not
+        grouped by).
+        """
+        call = item.expr
+        assert isinstance(call, ast.Call)
+        if len(call.args) < 2:
+            raise KqlError(f"{call.name}() needs a key and the values to return", call.position)
+        key = compile_expr(call.args[0], scope)
+        key_column = self._column(namer.name(item.name, derived_name(call.args[0])), key.kusto_type)
+        extreme = ARG_EXTREMES[call.name]
+        items = [f"{extreme}({key.text}) AS {quote_identifier(key_column.sql_name)}"]
+        columns = [key_column]
+        returned: list[ast.Expr] = []
+        for arg in call.args[1:]:
+            if isinstance(arg, ast.Name) and arg.name == "*":
+                returned += [
+                    ast.Name(column.name, arg.position)
+                    for column in relation.columns
+                    if column.name not in by_names and column.name != key_column.name
+                ]
+            else:
+                returned.append(arg)
+        for expr in returned:
+            value = compile_expr(expr, scope)
+            column = self._column(namer.name(None, derived_name(expr)), value.kusto_type)
+            # arg_max_null keeps a null value of the winning row; arg_max would skip that row.
+            items.append(
+                f"{call.name}_null({value.text}, {key.text}) AS {quote_identifier(column.sql_name)}"
+            )
+            columns.append(column)
+        return items, columns
 
     def apply(self, relation: Relation, operator: ast.Operator) -> Relation:
         match operator:
@@ -136,19 +180,18 @@ class Stages:
                 return self._getschema(relation)
 
     def finish(self, relation: Relation) -> str:
-        """The final SELECT: visible columns only, in the order the last sort left."""
-        if not relation.hidden and not relation.order:
-            return relation.sql
-        visible = [quote_identifier(name) for name, _ in relation.columns]
+        """The final SELECT: the visible columns under their Kusto names, in sort order."""
+        visible = [
+            f"{quote_identifier(column.sql_name)} AS {quote_identifier(column.name)}"
+            for column in relation.columns
+        ]
         return self._select(relation, visible, _order_clause(relation.order))
 
     def _select(self, relation: Relation, items: list[str], tail: str = "") -> str:
-        self._aliases += 1
-        return f"SELECT {', '.join(items)} FROM ({relation.sql}) AS s{self._aliases}{tail}"
+        self._subqueries += 1
+        return f"SELECT {', '.join(items)} FROM ({relation.sql}) AS s{self._subqueries}{tail}"
 
-    def _carry(
-        self, relation: Relation, items: list[str], columns: list[tuple[str, str]]
-    ) -> Relation:
+    def _carry(self, relation: Relation, items: list[str], columns: list[Column]) -> Relation:
         """A row-preserving stage: ``items`` plus every hidden column, order kept."""
         hidden = [quote_identifier(name) for name in relation.hidden]
         sql = self._select(relation, [*items, *hidden])
@@ -165,39 +208,36 @@ class Stages:
 
     def _extend(self, relation: Relation, operator: ast.Extend) -> Relation:
         scope = self.scope(relation)
-        types = dict(relation.columns)
-        namer = ColumnNamer(list(types))
-        values: dict[str, Sql] = {}
+        columns = list(relation.columns)
+        namer = ColumnNamer([column.name for column in columns])
+        items = [quote_identifier(column.sql_name) for column in columns]
         for item in operator.items:
-            # A name already in the input is replaced in place, as Kusto's extend does.
-            if item.name is not None and item.name in types:
-                name = item.name
-            else:
-                name = namer.name(item.name, derived_name(item.expr))
             value = compile_expr(item.expr, scope)
-            values[name] = value
+            replaced = next(
+                (index for index, column in enumerate(columns) if column.name == item.name), None
+            )
+            if replaced is not None:  # Kusto's extend replaces a column in place
+                column = self._column(columns[replaced].name, value.kusto_type)
+                columns[replaced] = column
+                items[replaced] = f"{value.text} AS {quote_identifier(column.sql_name)}"
+            else:
+                column = self._column(
+                    namer.name(item.name, derived_name(item.expr)), value.kusto_type
+                )
+                columns.append(column)
+                items.append(f"{value.text} AS {quote_identifier(column.sql_name)}")
             # Later items may use this one; SQL cannot refer to a sibling alias, so inline it.
-            scope = scope.with_column(name, Sql(f"({value.text})", value.kusto_type))
-        names = list(types) + [name for name in values if name not in types]
-        columns = [
-            (name, values[name].kusto_type if name in values else types[name]) for name in names
-        ]
-        items = [
-            f"{values[name].text} AS {quote_identifier(name)}"
-            if name in values
-            else quote_identifier(name)
-            for name in names
-        ]
+            scope = scope.with_column(column.name, Sql(f"({value.text})", value.kusto_type))
         return self._carry(relation, items, columns)
 
     def _project(self, relation: Relation, operator: ast.Project) -> Relation:
-        items, columns = _named_values(
+        items, columns = self._named_values(
             operator.items, self.scope(relation), derived_name, ColumnNamer()
         )
         return self._carry(relation, items, columns)
 
     def _project_columns(self, relation: Relation, operator: ast.ProjectColumns) -> Relation:
-        names = [name for name, _ in relation.columns]
+        names = [column.name for column in relation.columns]
         matched: list[str] = []  # in the order the patterns name them
         for pattern in operator.patterns:
             found = [name for name in names if fnmatch.fnmatchcase(name, pattern.name)]
@@ -212,23 +252,22 @@ class Stages:
             kept = [name for name in names if name in matched]
         else:
             kept = matched + [name for name in names if name not in matched]
-        types = dict(relation.columns)
-        columns = [(name, types[name]) for name in kept]
-        return self._carry(relation, [quote_identifier(name) for name in kept], columns)
+        by_name = {column.name: column for column in relation.columns}
+        return relation.with_columns([by_name[name] for name in kept])
 
     def _project_rename(self, relation: Relation, operator: ast.ProjectRename) -> Relation:
-        types = dict(relation.columns)
         new_names: dict[str, str] = {}
+        known = {column.name for column in relation.columns}
         for new_name, old in operator.renames:
-            if old.name not in types:
+            if old.name not in known:
                 raise KqlError(f"project-rename: unknown column '{old.name}'", old.position)
             new_names[old.name] = new_name
-        columns = [(new_names.get(name, name), kind) for name, kind in relation.columns]
-        items = [
-            f"{quote_identifier(name)} AS {quote_identifier(new_names.get(name, name))}"
-            for name, _ in relation.columns
-        ]
-        return self._carry(relation, items, columns)
+        return relation.with_columns(
+            [
+                Column(new_names.get(column.name, column.name), column.kusto_type, column.sql_name)
+                for column in relation.columns
+            ]
+        )
 
     def _take(self, relation: Relation, operator: ast.Take) -> Relation:
         tail = f"{_order_clause(relation.order)} LIMIT {self._row_count(relation, operator.count)}"
@@ -251,8 +290,8 @@ class Stages:
         order: list[str] = []
         for key in operator.keys:
             value = compile_expr(key.expr, scope)
-            self._sort_keys += 1
-            key_names.append(f"__sort_{self._sort_keys}")
+            self._sql_names += 1
+            key_names.append(f"__sort_{self._sql_names}")
             keys.append(f"{value.text} AS {quote_identifier(key_names[-1])}")
             direction = "DESC" if key.descending else "ASC"
             nulls = "FIRST" if key.nulls_first else "LAST"
@@ -269,11 +308,11 @@ class Stages:
     def _summarize(self, relation: Relation, operator: ast.Summarize) -> Relation:
         scope = self.scope(relation)
         namer = ColumnNamer()
-        items, columns = _named_values(operator.by, scope, derived_name, namer)
-        by_names = [name for name, _ in columns]
+        items, columns = self._named_values(operator.by, scope, derived_name, namer)
+        by_names = [column.name for column in columns]
         for item in operator.aggregates:  # Kusto puts the group-by columns first
             if isinstance(item.expr, ast.Call) and item.expr.name in ARG_EXTREMES:
-                extreme = _arg_extreme(item, scope, relation.columns, by_names, namer)
+                extreme = self._arg_extreme(item, scope, relation, by_names, namer)
                 items, columns = items + extreme[0], columns + extreme[1]
                 continue
             if not contains_aggregate(item.expr):
@@ -281,7 +320,7 @@ class Stages:
                     "summarize: expected an aggregation function such as count() or sum()",
                     ast.start_of(item.expr),
                 )
-            value_items, value_columns = _named_values(
+            value_items, value_columns = self._named_values(
                 [item], scope.for_aggregates(), aggregate_name, namer
             )
             items, columns = items + value_items, columns + value_columns
@@ -291,31 +330,32 @@ class Stages:
 
     def _distinct(self, relation: Relation, operator: ast.Distinct) -> Relation:
         if not operator.items:
-            names = [quote_identifier(name) for name, _ in relation.columns]
+            names = [quote_identifier(column.sql_name) for column in relation.columns]
             return Relation(
                 self._select(relation, [f"DISTINCT {', '.join(names)}"]), relation.columns
             )
-        items, columns = _named_values(
+        items, columns = self._named_values(
             operator.items, self.scope(relation), derived_name, ColumnNamer()
         )
         return Relation(self._select(relation, [f"DISTINCT {', '.join(items)}"]), columns)
 
     def _count(self, relation: Relation) -> Relation:
-        return Relation(self._select(relation, ['COUNT(*) AS "Count"']), [("Count", "long")])
+        column = self._column("Count", "long")
+        sql = self._select(relation, [f"COUNT(*) AS {quote_identifier(column.sql_name)}"])
+        return Relation(sql, [column])
 
     def _getschema(self, relation: Relation) -> Relation:
         """One row per input column, as Kusto's getschema: name, ordinal, .NET and KQL type."""
         rows = ", ".join(
-            f"({quote_string(name)}, {ordinal}, {quote_string(CLR_TYPES[kind])},"
-            f" {quote_string(kind)})"
-            for ordinal, (name, kind) in enumerate(relation.columns)
+            f"({quote_string(column.name)}, {ordinal}, "
+            f"{quote_string(CLR_TYPES[column.kusto_type])}, {quote_string(column.kusto_type)})"
+            for ordinal, column in enumerate(relation.columns)
         )
         columns = [
-            ("ColumnName", "string"),
-            ("ColumnOrdinal", "int"),
-            ("DataType", "string"),
-            ("ColumnType", "string"),
+            self._column("ColumnName", "string"),
+            self._column("ColumnOrdinal", "int"),
+            self._column("DataType", "string"),
+            self._column("ColumnType", "string"),
         ]
-        names = ", ".join(quote_identifier(name) for name, _ in columns)
-        sql = f"SELECT * FROM (VALUES {rows}) AS schema({names})"
-        return Relation(sql, columns)
+        names = ", ".join(quote_identifier(column.sql_name) for column in columns)
+        return Relation(f"SELECT * FROM (VALUES {rows}) AS schema({names})", columns)
