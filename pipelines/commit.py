@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipelines.errors import CommitConflict, KafkaUnavailable, TerminalError
+from pipelines.errors import CommitConflict, TerminalError
 from pipelines.plan import OffsetRange
 from pipelines.read import kafka_error
 from pipelines.records import DeadLetter
@@ -140,11 +140,17 @@ class OffsetCommitter:
         self._check(rng)
         metadata = self._consumer.consumer_group_metadata()
 
+        undelivered: list[tuple[str, KafkaError]] = []
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                undelivered.append((message.topic() or "", error))
+
         def transaction() -> None:
             producer.begin_transaction()
             try:
                 for topic, dead_letter in dead_letters:
-                    self._produce(producer, topic, dead_letter)
+                    self._produce(producer, topic, dead_letter, delivered)
                 producer.send_offsets_to_transaction(
                     [KafkaTopicPartition(rng.topic, rng.partition, rng.end)],
                     metadata,
@@ -154,6 +160,11 @@ class OffsetCommitter:
             except KafkaException as exc:
                 if not exc.args[0].fatal():
                     self._abort(rng)
+                if undelivered:
+                    # librdkafka only says "message(s) failed delivery"; name topic and cause.
+                    topic, error = undelivered[0]
+                    doing = f"writing {len(undelivered)} dead letter(s) to topic {topic}"
+                    raise kafka_error(error, doing, rng.topic, rng.partition) from exc
                 raise
 
         self._call(
@@ -256,7 +267,13 @@ class OffsetCommitter:
                     partition,
                 )
 
-    def _produce(self, producer: Producer, topic: str, dead_letter: DeadLetter) -> None:
+    def _produce(
+        self,
+        producer: Producer,
+        topic: str,
+        dead_letter: DeadLetter,
+        delivered: Callable[[KafkaError | None, Message], None],
+    ) -> None:
         record = dead_letter.record
         _, timestamp = record.timestamp()
         while True:
@@ -268,6 +285,7 @@ class OffsetCommitter:
                     headers=dead_letter_headers(dead_letter),
                     # The dead letter keeps the record's own time, unless it had none.
                     timestamp=timestamp if timestamp >= 0 else 0,
+                    on_delivery=delivered,
                 )
                 return
             except BufferError:
@@ -294,11 +312,9 @@ class OffsetCommitter:
                     "never joins its group: another consumer uses it (the Kafka Connect sink "
                     f"still running?) (topic={topic} partition={partition})"
                 ) from exc
-            translated = kafka_error(error, f"{doing} of group={self._group_id}", topic, partition)
-            if error.txn_requires_abort() and not translated.transient:
-                # An aborted transaction can be tried again as a whole.
-                translated = KafkaUnavailable(str(translated), topic=topic, partition=partition)
-            raise translated from exc
+            raise kafka_error(
+                error, f"{doing} of group={self._group_id}", topic, partition
+            ) from exc
 
     def _abort(self, rng: OffsetRange) -> None:
         assert self._producer is not None

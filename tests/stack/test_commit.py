@@ -181,6 +181,25 @@ def test_a_first_commit_may_start_only_where_the_readable_records_start(
 
 
 @pytest.mark.stack
+def test_a_dead_letter_that_cannot_be_written_aborts_the_commit_and_names_its_topic(
+    kafka: dict[str, str],
+    make_topic: Callable[..., str],
+    committers: Callable[..., OffsetCommitter],
+) -> None:
+    topic = make_topic(partitions=1)
+    letter = bad_record(kafka, topic)
+    committer = committers()
+    invalid = "x" * 300  # longer than Kafka allows a topic name
+
+    with pytest.raises(SinkError, match=f"writing 1 dead letter.s. to topic {invalid} failed"):
+        committer.commit(OffsetRange(topic, 0, 0, 1), [(invalid, letter)])
+    assert committer.committed(topic, 0) is None
+
+    committer.commit(OffsetRange(topic, 0, 0, 1))  # the aborted transaction left no trace
+    assert committer.committed(topic, 0) == 1
+
+
+@pytest.mark.stack
 def test_a_newer_committer_with_the_same_transactional_id_fences_the_older(
     kafka: dict[str, str],
     make_topic: Callable[..., str],
