@@ -166,6 +166,10 @@ def _json_source(
     columns: list[tuple[str, str]],
     compressed: bool,
 ) -> Source:
+    # Each record is parsed twice at most: once for all text values, once for all dynamic
+    # ones (a path per column would parse it once per column).
+    text_paths: list[str] = []
+    dynamic_paths: list[str] = []
     expressions = []
     for name, kind in columns:
         entry = by_column.get(name)
@@ -174,10 +178,16 @@ def _json_source(
         elif entry.const_value is not None or entry.path is None:
             expressions.append(_const(kind, entry))
         elif kind == "dynamic":
-            expressions.append(f"json_extract(json, {literal(json_path_to_duckdb(entry.path))})")
+            dynamic_paths.append(json_path_to_duckdb(entry.path))
+            expressions.append(f"__dynamic[{len(dynamic_paths)}]")
         else:
-            text = f"json_extract_string(json, {literal(json_path_to_duckdb(entry.path))})"
-            expressions.append(text_to_type_sql(kind, text))
+            text_paths.append(json_path_to_duckdb(entry.path))
+            expressions.append(text_to_type_sql(kind, f"__text[{len(text_paths)}]"))
+    extracted = ["json"]
+    if text_paths:
+        extracted.append(f"json_extract_string(json, {_sql_list(text_paths)}) AS __text")
+    if dynamic_paths:
+        extracted.append(f"json_extract(json, {_sql_list(dynamic_paths)}) AS __dynamic")
     # Kusto skips malformed lines of `json`, but fails a malformed `multijson` blob.
     layout = "'newline_delimited', ignore_errors = true" if format_name == "json" else "'auto'"
     reader = (
@@ -185,7 +195,12 @@ def _json_source(
         f"compression = {literal('gzip' if compressed else 'none')}, "
         "maximum_object_size = 67108864)"
     )
-    return Source(_select(columns, expressions, f"{reader} WHERE json IS NOT NULL"))
+    records = f"(SELECT {', '.join(extracted)} FROM {reader} WHERE json IS NOT NULL)"
+    return Source(_select(columns, expressions, records))
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join(literal(value) for value in values) + "]"
 
 
 def _csv_source(

@@ -371,14 +371,11 @@ class KustoStore:
         with self.transaction() as con:
             for name, arrow_table in (arrow_tables or {}).items():
                 con.register(name, arrow_table)
-            con.execute(
+            inserted = con.execute(
                 f"INSERT INTO {schema}.{quote(table)} SELECT *, {literal(extent_id)}, "
                 f"CAST(now() AS TIMESTAMP) FROM ({select_sql})"
-            )
-            (row_count,) = con.execute(
-                f"SELECT count(*) FROM {schema}.{quote(table)} WHERE __extent_id = ?",
-                [extent_id],
-            ).fetchone() or (0,)
+            ).fetchone()
+            row_count = int(inserted[0]) if inserted else 0
             if row_count == 0:
                 raise EmptyExtentError(f"no rows for {database}.{table}")
             con.execute(
