@@ -86,6 +86,18 @@ class OffsetCommitter:
     ) -> None:
         self._group_id = group_id
         self._timeout_s = timeout_s
+        self._transactional_id = transactional_id
+        self._producer: Producer | None = None
+        if transactional_id is not None:
+            # First, so that a broker out of reach leaves no consumer behind.
+            producer = Producer({**kafka_config, "transactional.id": transactional_id})
+            self._call(
+                f"initialising transactional.id={transactional_id}",
+                None,
+                None,
+                lambda: producer.init_transactions(timeout_s),
+            )
+            self._producer = producer
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -96,17 +108,6 @@ class OffsetCommitter:
                 "isolation.level": "read_committed",
             }
         )
-        self._producer: Producer | None = None
-        self._transactional_id = transactional_id
-        if transactional_id is not None:
-            producer = Producer({**kafka_config, "transactional.id": transactional_id})
-            self._call(
-                f"initialising transactional.id={transactional_id}",
-                None,
-                None,
-                lambda: producer.init_transactions(timeout_s),
-            )
-            self._producer = producer
 
     def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of a partition, ``None`` when nothing is committed."""

@@ -292,3 +292,11 @@ def test_start_at_anchors_only_a_group_with_nothing_committed(
     assert committer.start_at(topic, 0, 500) is True
     assert committer.start_at(topic, 0, 900) is False
     assert committer.committed(topic, 0) == 500
+
+
+def test_an_unreachable_broker_is_a_transient_error_naming_the_transactional_id() -> None:
+    # Nothing listens on port 1: the same as a broker gone for good.
+    kafka = {"bootstrap.servers": "127.0.0.1:1", "log_level": "0"}
+    with pytest.raises(SinkError, match="initialising transactional.id=kusto-sink-s-t-0") as err:
+        OffsetCommitter(kafka, group_id="g", transactional_id="kusto-sink-s-t-0", timeout_s=1.5)
+    assert err.value.transient
