@@ -13,6 +13,7 @@ from uuid import UUID
 import duckdb
 import pytest
 
+from devstack.kusto_emulator import kql as kql_package
 from devstack.kusto_emulator.kql import Catalog, CompiledQuery, KqlError, compile_query
 from devstack.kusto_emulator.kusto_types import DUCKDB_TYPES
 
@@ -109,6 +110,11 @@ def names(db: duckdb.DuckDBPyConnection, kql: str) -> list[str]:
 # ---------------------------------------------------------------- the interface
 
 
+def test_public_interface_is_explicit() -> None:
+    assert sorted(kql_package.__all__) == ["Catalog", "CompiledQuery", "KqlError", "compile_query"]
+    assert all(hasattr(kql_package, name) for name in kql_package.__all__)
+
+
 def test_compiled_query_carries_sql_and_schema() -> None:
     compiled = compile_query("Events | project name", CATALOG)
     assert isinstance(compiled, CompiledQuery)
@@ -123,6 +129,28 @@ def test_table_reference_returns_user_columns_without_hidden_ones(
     assert columns == EVENTS
     assert len(result) == 4
     assert all(len(row) == len(EVENTS) for row in result)
+
+
+def test_catalog_type_aliases_and_odd_names_are_accepted(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
+    class OddCatalog:
+        database = "odd db"
+
+        def columns(self, table: str) -> list[tuple[str, str]]:
+            return [('we"ird col', "System.String"), ("amount", "double")]
+
+    db.execute('CREATE SCHEMA IF NOT EXISTS "odd db"')
+    db.execute(
+        'CREATE OR REPLACE TABLE "odd db"."my ""table""" ("we""ird col" VARCHAR, amount DOUBLE,'
+        " __extent_id VARCHAR, __ingestion_time TIMESTAMP)"
+    )
+    db.execute('INSERT INTO "odd db"."my ""table""" VALUES (\'v\', 2.5, NULL, NULL)')
+    compiled = compile_query(
+        "['my \"table\"'] | project ['we\"ird col'], doubled = amount * 2", OddCatalog()
+    )
+    assert compiled.columns == [('we"ird col', "string"), ("doubled", "real")]
+    assert db.execute(compiled.sql).fetchall() == [("v", 5.0)]
 
 
 def test_bracketed_table_and_column_names(db: duckdb.DuckDBPyConnection) -> None:
