@@ -17,7 +17,7 @@ class Kind(Enum):
     NUMBER = "number"
     TIMESPAN = "timespan"
     STRING = "string"
-    RAW_LITERAL = "literal"  # text = "<type>(<raw body>)"
+    RAW_LITERAL = "literal"  # text: its Kusto type; value: the raw text between the parentheses
     SYMBOL = "symbol"
     END = "end of query"
 
@@ -63,7 +63,16 @@ _SYMBOLS = (
     "~",
 )
 
-_RAW_LITERAL_TYPES = frozenset({"datetime", "date", "timespan", "time", "guid", "uuid", "dynamic"})
+# Literal spellings whose body is captured raw -> the Kusto type of the literal.
+_RAW_LITERAL_TYPES = {
+    "datetime": "datetime",
+    "date": "datetime",
+    "timespan": "timespan",
+    "time": "timespan",
+    "guid": "guid",
+    "uuid": "guid",
+    "dynamic": "dynamic",
+}
 
 # Microseconds per unit; DuckDB intervals have microsecond resolution, so ticks round down.
 TIMESPAN_UNITS: dict[str, float] = {
@@ -182,7 +191,8 @@ def _identifier(text: str, match: re.Match[str], tokens: list[Token]) -> int:
     word, start, end = match.group(), match.start(), match.end()
     if word.lower() in _RAW_LITERAL_TYPES and text.startswith("(", end):
         close = _matching_paren(text, end, start)
-        tokens.append(Token(Kind.RAW_LITERAL, word.lower(), start, text[end + 1 : close].strip()))
+        kusto_type = _RAW_LITERAL_TYPES[word.lower()]
+        tokens.append(Token(Kind.RAW_LITERAL, kusto_type, start, text[end + 1 : close].strip()))
         return close + 1
     tokens.append(Token(Kind.IDENT, word, start))
     return end

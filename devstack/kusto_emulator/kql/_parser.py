@@ -33,15 +33,6 @@ _TYPED_SCALARS = {
     "bool": "bool",
     "boolean": "bool",
 }
-_RAW_LITERAL_TYPES = {
-    "datetime": "datetime",
-    "date": "datetime",
-    "timespan": "timespan",
-    "time": "timespan",
-    "guid": "guid",
-    "uuid": "guid",
-    "dynamic": "dynamic",
-}
 
 
 def parse(text: str) -> ast.Query:
@@ -434,8 +425,7 @@ class _Parser:
         return sign * float(word.text)
 
     def _raw_literal(self, token: Token) -> ast.Literal:
-        kusto_type = _RAW_LITERAL_TYPES[token.text]
-        body, position = str(token.value), token.position
+        kusto_type, body, position = token.text, str(token.value), token.position
         value: object
         if kusto_type == "datetime":
             value = parse_datetime(body, position)
