@@ -71,6 +71,7 @@ def test_reads_exactly_the_range_in_offset_order(
     assert batches[0][0].value() == b"v20"
     assert {(m.topic(), m.partition()) for b in batches for m in b} == {(topic, 1)}
     assert consumer.assignment() == []  # the consumer is free for the next range
+    assert offsets(list(read_range(consumer, OffsetRange(topic, 1, 10, 30)))) == list(range(10, 30))
 
 
 @pytest.mark.stack
