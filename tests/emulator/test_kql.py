@@ -395,7 +395,7 @@ def test_summarize_default_names_and_types(db: duckdb.DuckDBPyConnection) -> Non
     columns, result = run(
         db,
         "Events | summarize count(), dcount(name), sum(n), sum(i), sum(x), sum(amount), min(ts),"
-        " max(x), avg(n), countif(n > 1), make_set(ok), make_list(i)",
+        " max(x), avg(n), countif(n > 1), make_set(ok), make_list(i, 100)",
     )
     assert columns == [
         ("count_", "long"),
@@ -444,7 +444,8 @@ def test_summarize_by_only_and_expressions_over_aggregates(db: duckdb.DuckDBPyCo
 
 def test_summarize_if_variants_and_statistics(db: duckdb.DuckDBPyConnection) -> None:
     columns, result = run(
-        db, "Events | summarize sumif(n, ok), dcountif(name, n > 0), take_any(n > 100), stdev(n)"
+        db,
+        "Events | summarize sumif(n, ok), dcountif(name, n > 0, 2), take_any(n > 100), stdev(n)",
     )
     assert [name for name, _ in columns] == ["sumif_n", "dcountif_name", "any_", "stdev_n"]
     assert result[0][:3] == (4, 3, False)

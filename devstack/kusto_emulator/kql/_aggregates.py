@@ -5,7 +5,7 @@ Every ``xif(..., predicate)`` variant is its base aggregate with a SQL ``FILTER`
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._convert import unwrap_dynamic
 from ._errors import KqlError
@@ -22,6 +22,8 @@ class Aggregate:
     compile: _Compile
     name_prefix: str  # default result column: prefix + the argument's column name
     takes_predicate: bool = False
+    # Trailing tuning arguments accepted and ignored: dcount's accuracy, make_set's max size.
+    ignored_args: int = 0
 
 
 def _filter(conditions: list[str]) -> str:
@@ -92,7 +94,7 @@ def _collect(distinct: bool) -> _Compile:
 def _build() -> dict[str, Aggregate]:
     bases = {
         "count": Aggregate(0, _count, "count_"),
-        "dcount": Aggregate(1, _dcount, "dcount_"),
+        "dcount": Aggregate(1, _dcount, "dcount_", ignored_args=1),
         "sum": Aggregate(1, _sum, "sum_"),
         "avg": Aggregate(1, _avg, "avg_"),
         "min": Aggregate(1, _extreme("min"), "min_"),
@@ -102,8 +104,8 @@ def _build() -> dict[str, Aggregate]:
         "stdev": Aggregate(1, _statistic("stddev_samp"), "stdev_"),
         "variance": Aggregate(1, _statistic("var_samp"), "variance_"),
         "percentile": Aggregate(2, _percentile, "percentile_"),
-        "make_set": Aggregate(1, _collect(distinct=True), "set_"),
-        "make_list": Aggregate(1, _collect(distinct=False), "list_"),
+        "make_set": Aggregate(1, _collect(distinct=True), "set_", ignored_args=1),
+        "make_list": Aggregate(1, _collect(distinct=False), "list_", ignored_args=1),
     }
     variants = {
         "countif": "count",
@@ -117,7 +119,7 @@ def _build() -> dict[str, Aggregate]:
     }
     for name, base in variants.items():
         aggregate = bases[base]
-        bases[name] = Aggregate(aggregate.value_args, aggregate.compile, f"{name}_", True)
+        bases[name] = replace(aggregate, name_prefix=f"{name}_", takes_predicate=True)
     return bases
 
 

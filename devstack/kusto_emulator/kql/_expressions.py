@@ -95,12 +95,12 @@ def _call(expr: ast.Call, scope: Scope) -> Sql:
                 f"aggregate function '{expr.name}' is only allowed in summarize", expr.position
             )
         wanted = aggregate.value_args + (1 if aggregate.takes_predicate else 0)
-        _check_arity(expr, wanted, wanted)
+        _check_arity(expr, wanted, wanted + aggregate.ignored_args)
         inner = scope.for_scalars()
         values = [compile_expr(arg, inner) for arg in expr.args[: aggregate.value_args]]
         conditions = [
             compile_predicate(arg, inner, expr.name).text
-            for arg in expr.args[aggregate.value_args :]
+            for arg in expr.args[aggregate.value_args : wanted]
         ]
         return _at(expr, lambda: aggregate.compile(values, conditions))
     function = FUNCTIONS.get(expr.name)
