@@ -8,6 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DEMO_PORT ?= 3000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test demo stack-up stack-down lint
@@ -34,8 +35,9 @@ setup: $(INSTALLED)
 test: setup
 	$(BIN)/pytest
 
+# The sink runs with examples/local.yaml unless KUSTO_SINK_CONFIG names other settings.
 demo: setup
-	$(BIN)/kusto-sink devstack demo
+	$(BIN)/kusto-sink devstack demo --port $(DEMO_PORT)
 
 stack-up: setup
 	$(BIN)/kusto-sink devstack up

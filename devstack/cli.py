@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from devstack import stack
 from devstack.process import StackError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXAMPLE_SETTINGS = stack.REPO / "examples" / "local.yaml"
 
 
 def _stack_options(command: F) -> F:
@@ -117,22 +121,33 @@ def demo(port: int, **options: Any) -> None:
     servers that were not running before.
     """
     config = _config(options)
+    # Ctrl-C, and a SIGTERM (a supervisor, a CI timeout), stop the demo; set explicitly since
+    # a parent may have left SIGINT ignored, which dagster dev would inherit.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         started = stack.up(config, report=click.echo)
     except StackError as error:
         raise click.ClickException(str(error)) from error
+    # The sink's settings: the example written for the local stack unless you name another.
+    sink_settings = os.environ.get("KUSTO_SINK_CONFIG") or str(EXAMPLE_SETTINGS)
     try:
-        exit_code = dagster_dev(port)
+        exit_code = dagster_dev(port, {"KUSTO_SINK_CONFIG": sink_settings})
     finally:
         stack.down(config, only=started, report=click.echo)
     raise SystemExit(exit_code)
 
 
-def dagster_dev(port: int) -> int:
-    """Run `dagster dev` in the foreground with DAGSTER_HOME under the project; its exit code.
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
-    It shares our process group, so a Ctrl-C reaches it directly; we only wait for it to
-    finish its ~15 s shutdown, and end it ourselves only if it does not.
+
+def dagster_dev(port: int, extra_env: dict[str, str]) -> int:
+    """Run `dagster dev` with DAGSTER_HOME under the project until it ends or Ctrl-C.
+
+    It runs in its own process group, webserver, daemon and code servers included: on Ctrl-C
+    we send it SIGINT (it ignores SIGTERM), wait for its ~15 s shutdown, then end whatever of
+    the group is left.
     """
     home = stack.REPO / "dagster_home"
     instance_settings = home / "dagster.yaml"
@@ -149,15 +164,25 @@ def dagster_dev(port: int) -> int:
         "--port",
         str(port),
     ]
+    # From the repository root, like a developer's own `dagster dev` (relative paths in the
+    # definitions resolve there). Dagster warns that the dagster.yaml it sees there is not
+    # DAGSTER_HOME's: it is, through the link above.
     process = subprocess.Popen(
-        command, cwd=stack.REPO, env={**os.environ, "DAGSTER_HOME": str(home)}
+        command,
+        cwd=stack.REPO,
+        env={**os.environ, **extra_env, "DAGSTER_HOME": str(home)},
+        start_new_session=True,
     )
     try:
         return process.wait()
     except KeyboardInterrupt:
         click.echo("stopping dagster dev (takes ~15 s)...")
+        os.killpg(process.pid, signal.SIGINT)
         try:
             return process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

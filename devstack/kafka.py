@@ -184,10 +184,10 @@ def kafka_server(
 
 
 # librdkafka logs every refused connection while a broker starts; the health probe expects
-# those and reports its own verdict, so the client's chatter goes to a silent logger.
-_quiet = logging.getLogger("devstack.kafka.probe")
+# those and reports its own verdict. A logger outside logging's tree (so no logging set-up
+# elsewhere can route it to the root handlers) with a handler that drops everything.
+_quiet = logging.Logger("devstack.kafka.probe")
 _quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
 
 
 def round_trip(bootstrap: str, timeout: float = 10.0) -> None:

@@ -9,13 +9,15 @@ recycled pid is never mistaken for one of ours and `stop` never signals a strang
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +73,7 @@ def http_health(url: str) -> HealthCheck:
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks_of(pid: int) -> int | None:
     """The process start time in clock ticks since boot, or None if it is gone or a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -81,6 +83,18 @@ def _start_ticks(pid: int) -> int | None:
     fields = stat[stat.rindex(")") + 2 :].split()
     state, start_ticks = fields[0], int(fields[19])
     return None if state in ("Z", "X") else start_ticks
+
+
+@contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (other processes wait) for the block's duration."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
@@ -95,7 +109,7 @@ def read_running(run_dir: Path, name: str) -> Running | None:
     except FileNotFoundError:
         return None
     running = Running(name, recorded["pid"], recorded["start_ticks"], recorded["ports"])
-    if _start_ticks(running.pid) != running.start_ticks:
+    if start_ticks_of(running.pid) != running.start_ticks:
         path.unlink(missing_ok=True)  # stale: the process ended or the pid was reused
         return None
     return running
@@ -166,7 +180,7 @@ def start(server: Server, run_dir: Path) -> Running:
                 f"Log file: {server.log_file}"
             ) from error
     _children[process.pid] = process
-    ticks = _start_ticks(process.pid)
+    ticks = start_ticks_of(process.pid)
     running = Running(server.name, process.pid, ticks or 0, dict(server.ports))
     _pid_file(run_dir, server.name).write_text(
         json.dumps({"pid": running.pid, "start_ticks": running.start_ticks, "ports": running.ports})
@@ -179,7 +193,7 @@ def wait_healthy(server: Server, running: Running, timeout: float | None = None)
     deadline = time.monotonic() + (timeout or server.start_timeout)
     reason: str | None = "not checked yet"
     while time.monotonic() < deadline:
-        if _start_ticks(running.pid) != running.start_ticks:
+        if start_ticks_of(running.pid) != running.start_ticks:
             exit_code = _reap(running.pid)
             raise StackError(
                 f"{server.name} exited during start-up (exit code {exit_code}). "
@@ -228,7 +242,7 @@ def _wait_gone(running: Running, timeout: float) -> bool:
         if child is not None and child.poll() is not None:
             del _children[running.pid]
             return True
-        if _start_ticks(running.pid) != running.start_ticks:
+        if start_ticks_of(running.pid) != running.start_ticks:
             _reap(running.pid)
             return True
         time.sleep(0.1)

@@ -21,6 +21,7 @@ from devstack.process import (
     StackError,
     check_health,
     http_health,
+    locked,
     port_in_use,
     read_running,
     start,
@@ -187,7 +188,8 @@ def _selected(config: StackConfig, only: Collection[str] | None) -> list[list[Se
     if unknown:
         raise StackError(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(known)}")
     chosen = [
-        [server for server in stage if not only or server.name in only] for stage in stages(config)
+        [server for server in stage if only is None or server.name in only]
+        for stage in stages(config)
     ]
     return [stage for stage in chosen if stage]
 
@@ -215,6 +217,13 @@ def up(
     servers this call started. On failure the server at fault is stopped again and a
     StackError names it and its log file.
     """
+    with locked(config.run_dir / "stack.lock"):
+        return _up(config, fresh, only, report)
+
+
+def _up(
+    config: StackConfig, fresh: bool, only: Collection[str] | None, report: Report
+) -> list[str]:
     selected = _selected(config, only)
     fetch(config, only, report)
     if fresh:
@@ -250,11 +259,12 @@ def down(
 ) -> list[str]:
     """Stop the (selected) servers this stack started, last stage first. Returns their names."""
     stopped: list[str] = []
-    for stage in reversed(_selected(config, only)):
-        for server in stage:
-            if stop(config.run_dir, server.name, server.stop_timeout):
-                stopped.append(server.name)
-                report(f"{server.name}: stopped")
+    with locked(config.run_dir / "stack.lock"):
+        for stage in reversed(_selected(config, only)):
+            for server in stage:
+                if stop(config.run_dir, server.name, server.stop_timeout):
+                    stopped.append(server.name)
+                    report(f"{server.name}: stopped")
     return stopped
 
 

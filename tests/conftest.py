@@ -8,21 +8,20 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devstack import kafka
-from devstack.stack import StackConfig, down, up
+from devstack.sessions import shared_stack
+from devstack.stack import StackConfig
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackConfig]:
     """The local stack, up and healthy, on the ports of `StackConfig.from_env()`.
 
-    Servers already running are reused and left running; the ones this fixture started are
-    stopped when the session ends. The value gives `bootstrap_servers`, `kusto_url`,
-    `storage_connection_string`, `registry_url` and `devstack_dir`.
+    Servers already running are reused and left running; the ones test sessions started are
+    stopped when the last session using the stack ends. The value gives `bootstrap_servers`,
+    `kusto_url`, `storage_connection_string`, `registry_url` and `devstack_dir`.
     """
-    config = StackConfig.from_env()
-    started = up(config)
-    yield config
-    down(config, only=started)
+    with shared_stack(StackConfig.from_env()) as config:
+        yield config
 
 
 def new_name() -> str:
