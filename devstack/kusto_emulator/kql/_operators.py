@@ -216,16 +216,15 @@ class Stages:
             replaced = next(
                 (index for index, column in enumerate(columns) if column.name == item.name), None
             )
-            if replaced is not None:  # Kusto's extend replaces a column in place
-                column = self._column(columns[replaced].name, value.kusto_type)
-                columns[replaced] = column
-                items[replaced] = f"{value.text} AS {quote_identifier(column.sql_name)}"
+            if replaced is not None:  # Kusto removes the old column and appends the new one
+                del columns[replaced], items[replaced]
+                column = self._column(str(item.name), value.kusto_type)
             else:
                 column = self._column(
                     namer.name(item.name, derived_name(item.expr)), value.kusto_type
                 )
-                columns.append(column)
-                items.append(f"{value.text} AS {quote_identifier(column.sql_name)}")
+            columns.append(column)
+            items.append(f"{value.text} AS {quote_identifier(column.sql_name)}")
             # Later items may use this one; SQL cannot refer to a sibling alias, so inline it.
             scope = scope.with_column(column.name, Sql(f"({value.text})", value.kusto_type))
         return self._carry(relation, items, columns)
