@@ -340,10 +340,18 @@ def _delete_streaming_policy(context: MgmtContext, match: re.Match[str]) -> Resu
 
 # Extents
 
-_TAG_FILTER = re.compile(
-    r"(?P<neg>!)?(?P<op>has|contains|hasprefix|startswith)(?:_cs)?\s+(?P<q>['\"])(?P<value>.*?)(?P=q)",
+# A string literal in single or double quotes; backslash escapes the next character.
+_STRING = r"(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q)).)*)(?P=q)"
+# One condition of `where tags has 'x' and tags !contains 'y'`.
+_TAG_CONDITION = re.compile(
+    r"tags\s+(?P<neg>!)?(?P<op>has|contains|hasprefix|startswith)(?:_cs)?\s*"
+    rf"{_STRING}\s*(?:and\s+|$)",
     re.IGNORECASE,
 )
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def _tag_predicate(where: str | None) -> Callable[[Extent], bool]:
@@ -351,12 +359,13 @@ def _tag_predicate(where: str | None) -> Callable[[Extent], bool]:
     if not where:
         return lambda _: True
     conditions = []
-    for clause in re.split(r"\s+and\s+", where.strip(), flags=re.IGNORECASE):
-        found = re.fullmatch(r"tags\s+(?P<rest>.+)", clause.strip(), re.IGNORECASE)
-        filter_match = _TAG_FILTER.fullmatch(found["rest"].strip()) if found else None
-        if filter_match is None:
-            raise KustoRequestError.syntax(f"Unsupported extent filter '{clause.strip()}'")
-        conditions.append(filter_match)
+    rest = where.strip()
+    while rest:
+        found = _TAG_CONDITION.match(rest)
+        if found is None:
+            raise KustoRequestError.syntax(f"Unsupported extent filter '{rest}'")
+        conditions.append(found)
+        rest = rest[found.end() :]
 
     def tag_matches(op: str, value: str, tag: str) -> bool:
         if op == "has":
@@ -367,7 +376,7 @@ def _tag_predicate(where: str | None) -> Callable[[Extent], bool]:
 
     def predicate(extent: Extent) -> bool:
         for condition in conditions:
-            op, value = condition["op"].lower(), condition["value"]
+            op, value = condition["op"].lower(), _unescape(condition["value"])
             hit = any(tag_matches(op, value, tag) for tag in extent.tags)
             if hit == bool(condition["neg"]):
                 return False

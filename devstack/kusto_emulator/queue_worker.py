@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +111,8 @@ class QueueWorker:
         self._success_queue = storage.queue(SUCCESS_QUEUE)
         self._failure_queue = storage.queue(FAILURE_QUEUE)
         self._stop = threading.Event()
+        # When each delayed message is due (monotonic seconds), by queue message id.
+        self._due: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="kusto-queue-worker", daemon=True)
 
     def start(self) -> None:
@@ -141,16 +145,35 @@ class QueueWorker:
         for message in messages:
             if self._stop.is_set():
                 break
-            self._handle(message)
+            try:
+                ingestion = parse_message(message.content)
+            except (ValueError, KeyError, TypeError) as error:
+                logger.error("dropping malformed ingestion message %s: %s", message.id, error)
+                self._ingestion_queue.delete_message(message)
+                continue
+            if self._deferred(message, ingestion):
+                continue
+            self._handle(ingestion)
             self._ingestion_queue.delete_message(message)
         return len(messages)
 
-    def _handle(self, message: QueueMessage) -> None:
-        try:
-            ingestion = parse_message(message.content)
-        except (ValueError, KeyError, TypeError) as error:
-            logger.error("dropping malformed ingestion message %s: %s", message.id, error)
-            return
+    def _deferred(self, message: QueueMessage, ingestion: QueuedIngestion) -> bool:
+        """Whether a delay fault holds the message back; it then reappears when due.
+
+        Hiding the message in the queue, rather than sleeping, keeps other tables' ingestions
+        flowing during the delay.
+        """
+        request = ingestion.request
+        delay = self._faults.ingestion_delay(request.database, request.table)
+        due = self._due.setdefault(message.id, time.monotonic() + delay)
+        remaining = due - time.monotonic()
+        if remaining <= 0:
+            del self._due[message.id]
+            return False
+        self._ingestion_queue.update_message(message, visibility_timeout=math.ceil(remaining))
+        return True
+
+    def _handle(self, ingestion: QueuedIngestion) -> None:
         operation_id = str(uuid.uuid4())
         try:
             self._ingest(ingestion)
@@ -170,11 +193,6 @@ class QueueWorker:
 
     def _ingest(self, ingestion: QueuedIngestion) -> None:
         request = ingestion.request
-        delay = self._faults.ingestion_delay(request.database, request.table)
-        if delay and self._stop.wait(delay):
-            raise IngestionFailure(
-                "General_Cancelled", "The emulator is stopping.", permanent=False
-            )
         fault = self._faults.ingestion_fault(request.database, request.table)
         if fault is not None:
             raise IngestionFailure(

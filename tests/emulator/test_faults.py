@@ -217,3 +217,22 @@ def test_ingestion_delay(
 
     assert time.monotonic() - started >= 2
     assert row_count(kusto_client, database, table) == 1
+
+
+def test_delay_of_one_table_does_not_hold_up_another(
+    kusto_client: KustoClient,
+    queued_client: QueuedIngestClient,
+    database: str,
+    table: str,
+    faults: Faults,
+) -> None:
+    kusto_client.execute_mgmt(database, ".create table Prompt (n:long)")
+    faults(kind="delay", seconds=5, database=database, table=table)
+    queues = KustoIngestStatusQueues(queued_client)
+
+    enqueue_csv(queued_client, database, table, b"1\n")
+    started = time.monotonic()
+    status_messages(queues, enqueue_csv(queued_client, database, "Prompt", b"1\n"))
+
+    assert time.monotonic() - started < 5
+    assert row_count(kusto_client, database, table) == 0

@@ -1,0 +1,133 @@
+"""Management command parsing and effects on the store (no servers needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devstack.kusto_emulator.errors import KustoRequestError
+from devstack.kusto_emulator.ingestion import IngestionRequest, ingest_file
+from devstack.kusto_emulator.mgmt import MgmtContext, execute_mgmt
+from devstack.kusto_emulator.store import KustoStore
+
+Run = Callable[[str], list[dict[str, object]]]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KustoStore:
+    store = KustoStore(tmp_path / "kusto")
+    store.create_database("db")
+    return store
+
+
+@pytest.fixture
+def run(store: KustoStore) -> Run:
+    def run(command: str) -> list[dict[str, object]]:
+        table = execute_mgmt(MgmtContext(store, None, "db"), command)
+        names = [name for name, _ in table.columns]
+        return [dict(zip(names, row, strict=True)) for row in table.rows]
+
+    return run
+
+
+def ingest(store: KustoStore, tmp_path: Path, table: str, tags: list[str], rows: int) -> None:
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}.csv"
+    path.write_text("".join(f"{n}\n" for n in range(rows)))
+    ingest_file(store, IngestionRequest("db", table, "csv", tags=tags), path)
+
+
+def test_bracketed_names_and_with_clause(run: Run, store: KustoStore) -> None:
+    run(".create table ['My Table'] (['a b']:string, n:int) with (folder='x', docstring='y')")
+
+    assert store.columns("db", "My Table") == [("a b", "string"), ("n", "int")]
+    assert run(".show table ['My Table'] cslschema")[0]["Schema"] == "['a b']:string,n:int"
+
+
+def test_type_aliases_are_canonical(run: Run, store: KustoStore) -> None:
+    run(".create table T (a:boolean, b:double, c:date, d:time, e:int64, f:uuid)")
+
+    assert [kind for _, kind in store.columns("db", "T")] == [
+        "bool",
+        "real",
+        "datetime",
+        "timespan",
+        "long",
+        "guid",
+    ]
+
+
+def test_unknown_column_type_is_a_syntax_error(run: Run) -> None:
+    with pytest.raises(KustoRequestError) as raised:
+        run(".create table T (a:blob)")
+
+    assert raised.value.code == "BadRequest_SyntaxError"
+
+
+def test_mapping_in_a_multiline_fence(run: Run, store: KustoStore) -> None:
+    run(".create table T (n:long)")
+
+    run(
+        ".create-or-alter table T ingestion json mapping 'M'\n"
+        '```\n[{"column": "n", "Properties": {"Path": "$.n"}}]\n```'
+    )
+
+    assert store.mapping("db", "T", "M") == (
+        "Json",
+        '\n[{"column": "n", "Properties": {"Path": "$.n"}}]\n',
+    )
+
+
+def test_extent_filters_and_drops(run: Run, store: KustoStore, tmp_path: Path) -> None:
+    run(".create table T (n:long)")
+    ingest(store, tmp_path, "T", ["ingest-by:orders/0/0-9", "drop-by:orders/0/0-9"], 10)
+    ingest(store, tmp_path, "T", ["ingest-by:orders/1/0-4", "drop-by:orders/1/0-4"], 5)
+    ingest(store, tmp_path, "T", ["ingest-by:it's"], 2)
+
+    by_prefix = run(".show table ['T'] extents where tags contains 'ingest-by:orders/0/'")
+    escaped = run(r".show table T extents where tags has 'ingest-by:it\'s'")
+    both = run(
+        ".show table T extents where tags contains 'orders' and tags !has 'drop-by:orders/0/0-9'"
+    )
+    run(".drop extents <| .show table T extents where tags has 'drop-by:orders/0/0-9'")
+
+    assert [row["RowCount"] for row in by_prefix] == [10]
+    assert [row["RowCount"] for row in escaped] == [2]
+    assert [row["RowCount"] for row in both] == [5]
+    assert sorted(row["RowCount"] for row in run(".show database db extents")) == [2, 5]
+
+
+def test_drop_extent_tags_keeps_rows(run: Run, store: KustoStore, tmp_path: Path) -> None:
+    run(".create table T (n:long)")
+    ingest(store, tmp_path, "T", ["drop-by:x", "keep"], 3)
+
+    run(".drop extent tags from table T ('drop-by:x')")
+
+    [row] = run(".show table T extents")
+    assert (row["RowCount"], row["Tags"]) == (3, "keep")
+
+
+def test_streaming_policy_of_table_and_database(run: Run, store: KustoStore) -> None:
+    run(".create table A (n:long)")
+    run(".create table B (n:long)")
+
+    run(".alter database db policy streamingingestion enable")
+    run(".alter table B policy streamingingestion '{\"IsEnabled\": false}'")
+
+    assert store.streaming_enabled("db", "A") is True
+    assert store.streaming_enabled("db", "B") is False
+
+
+def test_create_database_twice_needs_ifnotexists(run: Run) -> None:
+    run(".create database other ifnotexists")
+    run(".create database other ifnotexists")
+
+    with pytest.raises(KustoRequestError):
+        run(".create database other")
+    assert [row["DatabaseName"] for row in run(".show databases")] == ["db", "other"]
+
+
+def test_unknown_command_names_itself(run: Run) -> None:
+    with pytest.raises(KustoRequestError, match="set-or-append"):
+        run(".set-or-append T <| print 1")
