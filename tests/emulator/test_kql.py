@@ -560,3 +560,7 @@ def test_let_scalar_tabular_and_arrays(db: duckdb.DuckDBPyConnection) -> None:
     assert sorted(rows(db, kql)) == [("Gamma-ray",), ("beta",)]
     assert len(rows(db, "let E = Events; E | take 1")) == 1
     assert rows(db, "let E = ['Events'] | where n > 2; E | project name") == [("Gamma-ray",)]
+    # A let may shadow the table it reads; self-references never recurse.
+    assert rows(db, "let Events = Events | where n > 2; Events | project name") == [("Gamma-ray",)]
+    with pytest.raises(KqlError, match=r"unknown column or name 'x'"):
+        compile_query("let x = x + 1; print x", CATALOG)

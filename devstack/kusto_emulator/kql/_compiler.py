@@ -57,30 +57,29 @@ class _QueryCompiler:
     ) -> None:
         self._catalog = catalog
         self._lets = lets
-        self._now = now
         self._with_extent_tags = with_extent_tags
         self.stages = Stages(lets, now)
 
-    def pipeline(self, pipeline: ast.Pipeline) -> Relation:
+    def pipeline(self, pipeline: ast.Pipeline, expanding: frozenset[str] = frozenset()) -> Relation:
+        """``expanding``: the lets being expanded, so ``let T = T | ...`` reads table T."""
         if isinstance(pipeline.source, ast.Print):
             relation = self.stages.print(pipeline.source)
         else:
-            relation = self._source(pipeline.source.name, pipeline.source.position, set())
+            relation = self._source(pipeline.source.name, pipeline.source.position, expanding)
         for operator in pipeline.operators:
             relation = self.stages.apply(relation, operator)
         return relation
 
-    def _source(self, name: str, position: int, seen: set[str]) -> Relation:
+    def _source(self, name: str, position: int, expanding: frozenset[str]) -> Relation:
         """A table, or a let-bound tabular expression (``let T2 = T | where ...;``)."""
         bound = self._lets.get(name)
-        if bound is not None and name not in seen:
-            seen.add(name)
-            if isinstance(bound, ast.Pipeline):
-                return self.pipeline(bound)
-            if isinstance(bound, ast.Name):
-                return self._source(bound.name, bound.position, seen)
-            raise KqlError(f"'{name}' is a scalar, not a table", position)
-        return self._table(name, position)
+        if bound is None or name in expanding:
+            return self._table(name, position)
+        if isinstance(bound, ast.Pipeline):
+            return self.pipeline(bound, expanding | {name})
+        if isinstance(bound, ast.Name):
+            return self._source(bound.name, bound.position, expanding | {name})
+        raise KqlError(f"'{name}' is a scalar, not a table", position)
 
     def _table(self, name: str, position: int) -> Relation:
         database = self._catalog.database
@@ -108,7 +107,7 @@ class _QueryCompiler:
             source += f" LEFT JOIN {extents} AS e ON e.extent_id = t.{quote_identifier(EXTENT_ID)}"
             items.append(f"coalesce(e.tags, CAST('[]' AS JSON)) AS {quote_identifier(EXTENT_TAGS)}")
             hidden.append(EXTENT_TAGS)
-        visible = [Column(name, kind, name) for name, kind in columns]
+        visible = [Column(column, kind, column) for column, kind in columns]
         return Relation(f"SELECT {', '.join(items)} FROM {source}", visible, tuple(hidden))
 
 

@@ -56,7 +56,8 @@ def _name(expr: ast.Name, scope: Scope) -> Sql:
         return scope.columns[expr.name]
     bound = scope.lets.get(expr.name)
     if bound is not None and not isinstance(bound, ast.Pipeline):
-        return compile_expr(bound, scope.for_scalars())
+        # Without its own binding, so that "let x = x + 1" cannot recurse forever.
+        return compile_expr(bound, scope.for_scalars().without_let(expr.name))
     raise KqlError(f"unknown column or name '{expr.name}'", expr.position)
 
 

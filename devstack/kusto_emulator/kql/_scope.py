@@ -30,3 +30,6 @@ class Scope:
 
     def with_column(self, name: str, value: Sql) -> "Scope":
         return replace(self, columns={**self.columns, name: value})
+
+    def without_let(self, name: str) -> "Scope":
+        return replace(self, lets={key: value for key, value in self.lets.items() if key != name})
