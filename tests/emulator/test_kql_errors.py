@@ -66,3 +66,9 @@ def test_error_position_is_kept_for_servers() -> None:
     with pytest.raises(KqlError) as caught:
         compile_query("Events | mv-expand d", CATALOG)
     assert caught.value.position == 9
+
+
+def test_very_deep_queries_fail_cleanly() -> None:
+    kql = "Events | where " + " or ".join(f"n == {value}" for value in range(3000))
+    with pytest.raises(KqlError, match=r"query nests too deeply"):
+        compile_query(kql, CATALOG)

@@ -37,13 +37,16 @@ def compile_query(text: str, catalog: Catalog, *, now: datetime | None = None) -
     ``now`` fixes the value of ``now()`` and ``ago()`` (default: the current time; a naive
     value is taken as UTC); like Kusto, every ``now()`` in one query has the same value.
     """
-    query = parse(text)
     moment = now or datetime.now(UTC)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    lets = {let.name: let.value for let in query.lets}
-    compiler = _QueryCompiler(catalog, lets, moment, _calls_extent_tags(query))
-    relation = compiler.pipeline(query.body)
+    try:
+        query = parse(text)
+        lets = {let.name: let.value for let in query.lets}
+        compiler = _QueryCompiler(catalog, lets, moment, _calls_extent_tags(query))
+        relation = compiler.pipeline(query.body)
+    except RecursionError:  # recursive descent over thousands of nested terms
+        raise KqlError("query nests too deeply; use 'in (...)' for long lists of values") from None
     return CompiledQuery(compiler.stages.finish(relation), relation.schema)
 
 
