@@ -449,6 +449,22 @@ def test_summarize_if_variants_and_statistics(db: duckdb.DuckDBPyConnection) -> 
     assert result[0][3] == pytest.approx(3.109126351029605)
 
 
+def test_summarize_remaining_aggregations(db: duckdb.DuckDBPyConnection) -> None:
+    columns, result = run(
+        db,
+        "Events | summarize any(ok), variance(n), avgif(x, ok), minif(n, ok), maxif(n, ok),"
+        " make_set_if(name, n > 1), make_list_if(i, isnotnull(i))",
+    )
+    assert [kind for _, kind in columns] == [
+        "bool", "real", "real", "long", "long", "dynamic", "dynamic"
+    ]  # fmt: skip
+    (row,) = result
+    assert row[1] == pytest.approx(9.666666666666666)
+    assert row[2:5] == (1.5, 1, 3)
+    assert sorted(json.loads(row[5])) == ["Gamma-ray", "beta"]
+    assert sorted(json.loads(row[6])) == [10, 20, 30]
+
+
 def test_summarize_percentile(db: duckdb.DuckDBPyConnection) -> None:
     columns, result = run(db, "Events | summarize percentile(n, 50), p90 = percentile(x, 90)")
     assert columns == [("percentile_n_50", "long"), ("p90", "real")]

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import duckdb
@@ -158,6 +159,14 @@ def scalar(db: duckdb.DuckDBPyConnection, expr: str) -> tuple[object, str]:
         ("pow(2, 10)", 1024.0, "real"),
         ("log10(1000)", 3.0, "real"),
         ("exp(0)", 1.0, "real"),
+        ("log(exp(2))", 2.0, "real"),
+        ("todecimal('1.5')", Decimal("1.5"), "decimal"),
+        ("tobool('true')", True, "bool"),
+        ("toboolean(0)", False, "bool"),
+        ("totimespan('01:30:00')", timedelta(minutes=90), "timespan"),
+        ("toguid('" + GUID + "')", UUID(GUID), "guid"),
+        ("todynamic('[1, 2]')", "[1, 2]", "dynamic"),
+        ("todynamic('not json')", '"not json"', "dynamic"),
         ("1 == 1", True, "bool"),
         ("'a' < 'b'", True, "bool"),
         ("'ABC' =~ 'abc'", True, "bool"),
