@@ -49,6 +49,7 @@ CATALOG = EventsCatalog()
         ("print bin(now(), 5)", r"bin\(\): a datetime needs a timespan bin size at position 6"),
         ("print name.a", r"unknown column or name 'name'"),
         ("Events | project name.a", r"property access needs a dynamic value, got string"),
+        ("Events | project-away *", r"project-away leaves no columns at position 9"),
         ("Events | take 'x'", r"row count must be an integer, got string at position 14"),
         ("Events | order n", r"expected 'by', found 'n' at position 15"),
         ("Events | where n # 1", r"unexpected character '#' at position 17"),

@@ -251,6 +251,8 @@ class Stages:
             kept = [name for name in names if name in matched]
         else:
             kept = matched + [name for name in names if name not in matched]
+        if not kept:
+            raise KqlError(f"project-{operator.mode} leaves no columns", operator.position)
         by_name = {column.name: column for column in relation.columns}
         return relation.with_columns([by_name[name] for name in kept])
 
