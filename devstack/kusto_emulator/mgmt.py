@@ -203,7 +203,7 @@ _SCHEMA_COLUMNS = [
 
 
 @command(
-    rf"\.(?P<verb>create|create-merge|create-or-alter|alter|alter-merge)\s+table\s+(?P<table>{_NAME})\s*\((?P<schema>.*?)\)(?:\s+with\s*\(.*\))?"
+    rf"\.(?P<verb>create|create-merge|alter-merge)\s+table\s+(?P<table>{_NAME})\s*\((?P<schema>.*?)\)(?:\s+with\s*\(.*\))?"
 )
 def _create_table(context: MgmtContext, match: re.Match[str]) -> ResultTable:
     table = unquote_name(match["table"])

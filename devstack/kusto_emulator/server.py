@@ -283,4 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     emulator = Emulator(args.data_dir, args.storage_connection_string, args.poll_interval)
-    uvicorn.run(build_app(emulator), host=args.host, port=args.port, log_level="warning")
+    # A bounded graceful shutdown: an injected "hang" must not keep a stopping emulator alive.
+    uvicorn.run(
+        build_app(emulator),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+    )
