@@ -19,6 +19,7 @@ _STRING_OPERATORS = frozenset(
     for suffix in ("", "_cs")
 )
 _LIST_OPERATORS = frozenset({"in", "!in", "has_any", "has_all"})
+_COMPARISON_WORDS = _STRING_OPERATORS | _LIST_OPERATORS | {"between", "!between", "matches"}
 _COMPARISON_PRECEDENCE = 3
 _INFIX_PRECEDENCE = {"or": 1, "and": 2, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}
 _UNARY_PRECEDENCE = 6
@@ -280,9 +281,7 @@ class _Parser:
                 return _COMPARISON_PRECEDENCE
             return _INFIX_PRECEDENCE.get(token.text, 0)
         if token.kind is Kind.IDENT:
-            if token.text in _STRING_OPERATORS or token.text in _LIST_OPERATORS:
-                return _COMPARISON_PRECEDENCE
-            if token.text in ("between", "!between", "matches"):
+            if token.text in _COMPARISON_WORDS:
                 return _COMPARISON_PRECEDENCE
             return _INFIX_PRECEDENCE.get(token.text, 0)
         return 0
