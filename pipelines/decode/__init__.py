@@ -2,18 +2,21 @@
 
 Never parse what Kusto can parse: JSON and CSV go as the bytes they arrived in (checked a
 whole run at once), Avro bodies go unchanged into container files, whole files go whole.
-Only Protobuf, which Kusto cannot read, is converted record by record.
+Only Protobuf, which Kusto cannot read, and Kafka Connect JSON envelopes, whose payload
+must be cut out, are converted record by record.
 
-==============  ===================================  =========================  =========
-kind            value                                payload                    framing
-==============  ===================================  =========================  =========
-``string``      JSON / CSV / TSV / ... / txt text    the value                  lines
-``json``        schemaless JSON                      the value                  lines
-``avro``        Confluent wire format, Avro          the body, unchanged        Avro OCF
-``json_schema`` Confluent wire format, JSON          the body (JSON text)       lines
-``protobuf``    Confluent wire format, Protobuf      the message as JSON        lines
-``bytes``       a whole Parquet / ORC / Avro file    the value                  whole file
-==============  ===================================  =========================  =========
+=================  ====================================  ========================  ==========
+kind               value                                 payload                   framing
+=================  ====================================  ========================  ==========
+``string``         JSON / CSV / TSV / ... / txt text     the value                 lines
+``json``           schemaless JSON                       the value                 lines
+``json`` (+        Connect envelope {schema, payload}    the payload, re-encoded   lines
+schemas_enable)
+``avro``           Confluent wire format, Avro           the body, unchanged       Avro OCF
+``json_schema``    Confluent wire format, JSON           the body (JSON text)      lines
+``protobuf``       Confluent wire format, Protobuf       the message as JSON       lines
+``bytes``          a whole Parquet / ORC / Avro file     the value                 whole file
+=================  ====================================  ========================  ==========
 
 Usage::
 
@@ -27,6 +30,7 @@ from typing import Literal
 
 from pipelines.decode.avro import AvroDecoder
 from pipelines.decode.base import Decoder, SchemaRegistryUnavailable, Tombstone
+from pipelines.decode.connect_json import ConnectEnvelopeDecoder
 from pipelines.decode.csv_text import DELIMITERS, DelimitedTextDecoder
 from pipelines.decode.json_schema import JsonSchemaDecoder
 from pipelines.decode.json_text import JsonLinesDecoder
@@ -85,6 +89,7 @@ def make_decoder(
     registry: RegistryLike | None = None,
     expected_columns: int | None = None,
     validate: bool = False,
+    schemas_enable: bool = False,
 ) -> Decoder:
     """The decoder for one mapping's converter and Kusto format.
 
@@ -96,6 +101,8 @@ def make_decoder(
             ``json_schema`` and ``protobuf``.
         expected_columns: for delimited text, the column count each record must have.
         validate: decode Avro bodies / validate JSON against its schema up front.
+        schemas_enable: ``json`` records are Kafka Connect envelopes ``{schema, payload}``
+            (``value.converter.schemas.enable``); the payload is what goes to Kusto.
 
     Raises:
         ConfigError: an unknown kind, a format the kind cannot produce, or no registry.
@@ -126,6 +133,8 @@ def make_decoder(
         return ProtobufDecoder(format, lookup)
     if kind == "bytes":
         return WholeFileDecoder(format)
+    if kind == "json" and schemas_enable:
+        return ConnectEnvelopeDecoder(format)
     if format in _JSON_FORMATS:
         return JsonLinesDecoder(format)
     return DelimitedTextDecoder(format, expected_columns)

@@ -80,27 +80,39 @@ def json_object_problem(value: bytes) -> str | None:
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as error:
-        if b"\n" not in value and _pyarrow_accepts(value):
+        if _pyarrow_accepts(value):
             return None
         return _describe(value, error)
     if not isinstance(parsed, dict):
-        return f"not a JSON object: the record is a JSON {_json_kind(parsed)}"
+        return f"not a JSON object: the record is a JSON {json_kind(parsed)}"
     return None
 
 
 def _all_good(values: list[bytes]) -> bool:
     joined = b"\n".join(values)
-    if joined.count(b"\n") != len(values) - 1:  # some record spans several lines
+    lines = len(values)
+    if joined.count(b"\n") != lines - 1:  # some record spans several lines
         return False
-    return _pyarrow_rows(joined) == len(values) and is_utf8(joined)
+    if not joined.startswith(b"{") or joined.count(b"\n{") != lines - 1:
+        return False  # some line does not open an object: see _pyarrow_rows
+    return _pyarrow_rows(joined) == lines and is_utf8(joined)
 
 
 def _pyarrow_accepts(value: bytes) -> bool:
-    return _pyarrow_rows(value) == 1 and is_utf8(value)
+    return (
+        value.startswith(b"{")
+        and b"\n" not in value
+        and _pyarrow_rows(value) == 1
+        and is_utf8(value)
+    )
 
 
 def _pyarrow_rows(lines: bytes, block_bytes: int = _BLOCK_BYTES) -> int:
-    """How many JSON objects pyarrow reads from ``lines``; -1 if it fails."""
+    """How many JSON objects pyarrow reads from ``lines``; -1 if it fails.
+
+    Every line of ``lines`` must start with ``{``: pyarrow 26 crashes the process
+    (segfault) on a block whose first value is ``null``, and blocks start at line starts.
+    """
     options = pa_json.ReadOptions(block_size=block_bytes)
     try:
         table = pa_json.read_json(
@@ -128,7 +140,7 @@ def _byte_position(value: bytes, char_position: int) -> int:
     return len(value.decode("utf-8")[:char_position].encode("utf-8"))
 
 
-def _json_kind(parsed: object) -> str:
+def json_kind(parsed: object) -> str:
     if isinstance(parsed, list):
         return "array"
     if isinstance(parsed, str):

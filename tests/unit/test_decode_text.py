@@ -86,6 +86,16 @@ def test_json_poison_is_found_in_a_large_run() -> None:
     assert len(chunks[0].offsets) == 19_999 and 7_777 not in chunks[0].offsets
 
 
+@pytest.mark.parametrize("poison", [b"null", b" null", b"null x", b"\nnull", b"true"])
+def test_json_non_objects_are_dead_lettered_wherever_they_are(poison: bytes) -> None:
+    # pyarrow 26 segfaults on a parse block that starts with null: it must never see one
+    good = b'{"a": 1}'
+    for values in ([poison], [poison, good], [good, poison], [good] * 5000 + [poison] + [good]):
+        chunks, dead = make_decoder("json", "json").decode(records(*values, start=0))
+        assert [letter.record.offset() for letter in dead] == [values.index(poison)]
+        assert sum(len(chunk.offsets) for chunk in chunks) == len(values) - 1
+
+
 def test_json_pretty_printed_record_becomes_one_line() -> None:
     pretty = b'{\n  "a": 1,\n  "text": "two words"\n}\n'
     chunks, dead = make_decoder("json", "json").decode(records(b'{"x": 0}', pretty))
@@ -209,3 +219,44 @@ def test_make_decoder_refuses_impossible_settings(kind: str, format: str, settin
     with pytest.raises(ConfigError) as refused:
         make_decoder(kind, format)  # type: ignore[arg-type]
     assert refused.value.problems[0].setting == setting
+
+
+# -- Kafka Connect JSON envelopes ----------------------------------------------------------
+
+
+def test_connect_envelopes_deliver_their_payload() -> None:
+    schema = {"type": "struct", "fields": [{"type": "int64", "field": "n"}], "optional": False}
+    values = [
+        orjson.dumps({"schema": schema, "payload": {"n": 1}}),
+        b'{"schema": null, "payload": {"n": 123456789012345678901234567890}}',
+        orjson.dumps({"schema": schema, "payload": None}),
+        b'{"n": 3}',
+        orjson.dumps({"schema": None, "payload": [1]}),
+        b'{"schema": ',
+    ]
+    decoder = make_decoder("json", "json", schemas_enable=True)
+    chunks, dead = decoder.decode(records(*values))
+    assert chunks[0].offsets == [100, 101]
+    assert chunks[0].payloads == [b'{"n":1}', b'{"n": 123456789012345678901234567890}']
+    found = reasons(dead)
+    assert isinstance(dead[0].error, Tombstone) and dead[0].record.offset() == 102
+    assert found[103].startswith("not a Kafka Connect JSON envelope")
+    assert found[104].startswith("the envelope's payload is a JSON array, not an object")
+    assert found[105].startswith("invalid JSON")
+
+
+def test_connect_envelope_payload_keeps_its_bytes_on_one_line() -> None:
+    pretty = b'{\n  "schema": {"type": "struct"},\n  "payload": {\n    "price": 1.10\n  }\n}'
+    chunks, dead = make_decoder("json", "json", schemas_enable=True).decode(records(pretty))
+    assert dead == [] and chunks[0].payloads == [b'{     "price": 1.10   }']
+
+
+def test_connect_envelopes_after_a_bad_first_record_are_scanned_one_by_one() -> None:
+    values = [b"oops", b'{"schema":null,"payload":{"a":1}}', None, b'{"schema":{},"payload":null}']
+    chunks, dead = make_decoder("json", "json", schemas_enable=True).decode(records(*values))
+    assert chunks[0].offsets == [101] and chunks[0].payloads == [b'{"a":1}']
+    assert [type(letter.error).__name__ for letter in dead] == [
+        "DecodeError",
+        "Tombstone",
+        "Tombstone",
+    ]
