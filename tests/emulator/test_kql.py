@@ -530,6 +530,34 @@ def test_comments_and_whitespace_are_ignored(db: duckdb.DuckDBPyConnection) -> N
     assert rows(db, kql) == [("beta",)]
 
 
+# ---------------------------------------------------------------- composition
+
+# Stages that keep the columns name and n, so that any two of them chain.
+STAGES = [
+    "where n > -10",
+    "where name has 'a' or n == 2",
+    "extend m = n * 2, t = ingestion_time()",
+    "extend name = toupper(name)",
+    "project name, n, twice = n * 2",
+    "project-away x*",
+    "project-keep name, n",
+    "project-reorder n",
+    "take 3",
+    "top 3 by n",
+    "sort by name asc",
+    "summarize n = sum(n) by name",
+    "distinct name, n",
+]
+
+
+@pytest.mark.parametrize("second", STAGES)
+@pytest.mark.parametrize("first", STAGES)
+def test_any_two_stages_compose(db: duckdb.DuckDBPyConnection, first: str, second: str) -> None:
+    columns, result = run(db, f"Events | {first} | {second}")
+    assert {"name", "n"} <= {name for name, _ in columns}
+    assert len(result) <= len(ROWS)
+
+
 # ---------------------------------------------------------------- storage metadata
 
 
