@@ -3,16 +3,27 @@
 This is the whole life of a range in plain Python; the Dagster op only calls it and
 reports what it returns. The order of the steps is the exactly-once argument:
 
-1. Ask Kusto which batches of this partition it already holds and resume after them.
-2. Read ``[resume, end)``, decode per route, cut batches, submit them.
-3. Wait until Kusto confirms every batch.
-4. Commit ``end`` (with the range's dead letters, in one Kafka transaction), only if the
-   group's committed offset is still where this range started.
+1. Ask Kusto which batches of this partition it already holds: cut new batches from the
+   first offset not covered from the range's start on, and skip records it holds later.
+2. Read ``[start, end)`` — from the start, so that bad records inside batches Kusto already
+   holds are dead-lettered with this commit too — decode per route, cut batches, submit.
+3. Settle the batches (:mod:`pipelines.settle`): wait until Kusto confirms each, submit
+   transient failures again, split batches refused for their content.
+4. Records Kusto refused go to the misc dead-letter topic, records that cannot be decoded
+   to the dead-letter topic; letters for another cluster are written and flushed first.
+5. Commit ``end`` (with the source cluster's dead letters, in one Kafka transaction), only
+   if the group's committed offset is still where this range started.
+
+Nothing is committed past a record that is neither confirmed in Kusto nor dead-lettered.
+Transient errors are retried at each step (:mod:`pipelines.retry`); terminal ones stop.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
+import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,14 +32,21 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from pipelines.batch import BatchFile, BatchWriter
-from pipelines.errors import DecodeError
+from pipelines.dead_letter import DeadLetterTopic
+from pipelines.errors import CommitConflict, DecodeError, IngestionFailed, TerminalError
 from pipelines.ingest import IngestTarget, KustoIngestor, Receipt, resume_offset
 from pipelines.plan import OffsetRange
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
+from pipelines.retry import RetryPolicy
+from pipelines.settle import Refusal, settle
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["fail", "log", "ignore"]
+
+# Test-only: the fault tests (tests/faults) set this to a crash point's name to make the
+# process SIGKILL itself there, the way a lost machine would stop it. Unset in production.
+CRASH_AT_ENV = "KUSTO_SINK_TEST_CRASH_AT"
 
 
 class Decoder(Protocol):
@@ -39,6 +57,9 @@ class Committer(Protocol):
     def commit(
         self, rng: OffsetRange, dead_letters: Sequence[tuple[str, DeadLetter]] = ()
     ) -> None: ...
+
+
+Reader = Callable[[OffsetRange], Iterable[Sequence[KafkaRecord]]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +77,9 @@ class Route:
 class DeliveryOptions:
     flush_size_bytes: int
     on_error: OnError = "fail"
-    dead_letter_topic: str | None = None
+    dead_letters: DeadLetterTopic | None = None
+    misc_dead_letters: DeadLetterTopic | None = None
+    retry: RetryPolicy = RetryPolicy(max_time_s=0.0, backoff_s=1.0)
     tempdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "kusto-sink")
 
 
@@ -68,6 +91,7 @@ class DeliveryReport:
     resumed_at: int
     records_read: int = 0
     dead_lettered: int = 0
+    misc_dead_lettered: int = 0
     tombstones_skipped: int = 0
     receipts: list[Receipt] = field(default_factory=list)
     seconds: float = 0.0
@@ -77,11 +101,42 @@ class DeliveryReport:
         return sum(r.batch.records for r in self.receipts)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """Offsets of the partition that a route's table already holds, from its batch tags."""
+
+    resume: int  # the first offset not covered from the range's start on
+    later: list[tuple[int, int]]  # spans past ``resume`` (after a batch that was refused)
+
+    @classmethod
+    def from_spans(cls, spans: list[tuple[int, int]], start: int) -> _Held:
+        resume = resume_offset(spans, start)
+        return cls(resume, sorted((a, b) for a, b in spans if b >= resume))
+
+    def pending(self, chunk: Chunk) -> Chunk:
+        """The chunk without the records the table holds."""
+        if chunk.offsets[0] >= self.resume and not self.later:
+            return chunk
+        keep = [i for i, o in enumerate(chunk.offsets) if o >= self.resume and not self._held(o)]
+        if len(keep) == len(chunk.offsets):
+            return chunk
+        return Chunk(
+            chunk.format,
+            chunk.framing,
+            [chunk.offsets[i] for i in keep],
+            [chunk.payloads[i] for i in keep],
+        )
+
+    def _held(self, offset: int) -> bool:
+        i = bisect.bisect_right(self.later, (offset, float("inf"))) - 1
+        return i >= 0 and self.later[i][0] <= offset <= self.later[i][1]
+
+
 def deliver_range(
     rng: OffsetRange,
     routes: Sequence[Route],
     *,
-    read: Callable[[OffsetRange], Iterable[Sequence[KafkaRecord]]],
+    read: Reader,
     ingestor: KustoIngestor,
     committer: Committer,
     options: DeliveryOptions,
@@ -92,97 +147,267 @@ def deliver_range(
     :func:`pipelines.read.read_range`).
     """
     began = time.monotonic()
-    resume = {
-        route: resume_offset(
-            ingestor.delivered_spans(route.target, rng.topic, rng.partition), rng.start
+    retry = options.retry
+    held = {
+        route: _Held.from_spans(
+            retry.call(
+                f"listing batches of {rng.key} in {route.target.database}.{route.target.table}",
+                lambda route=route: ingestor.delivered_spans(
+                    route.target, rng.topic, rng.partition
+                ),
+            ),
+            rng.start,
         )
         for route in routes
     }
-    read_from = min(resume.values(), default=rng.end)
-    report = DeliveryReport(range=rng, resumed_at=read_from)
-    if read_from > rng.start:
-        log.info("%s: Kusto already holds offsets %d-%d, resuming", rng, rng.start, read_from - 1)
-
+    report = DeliveryReport(
+        range=rng, resumed_at=min((h.resume for h in held.values()), default=rng.end)
+    )
+    if report.resumed_at > rng.start:
+        log.info("%s: Kusto already holds offsets %d-%d", rng, rng.start, report.resumed_at - 1)
     workdir = options.tempdir / f"{rng.topic}-{rng.partition}-{rng.start}"
     workdir.mkdir(parents=True, exist_ok=True)
-    writers = {
-        route: BatchWriter(
-            workdir,
-            topic=rng.topic,
-            partition=rng.partition,
-            range_start=resume[route],
-            flush_size_bytes=options.flush_size_bytes,
-            table=route.batch_suffix,
-        )
-        for route in routes
-    }
-    dead: dict[int, DeadLetter] = {}
-
-    def submit(route: Route, batches: list[BatchFile]) -> None:
-        for batch in batches:
-            report.receipts.append(ingestor.submit(batch, route.target))
-            batch.path.unlink(missing_ok=True)
-
-    if read_from < rng.end:
-        for records in read(OffsetRange(rng.topic, rng.partition, read_from, rng.end)):
-            report.records_read += len(records)
-            for route in routes:
-                todo = _from_offset(records, resume[route])
-                if not todo:
-                    continue
-                chunks, failures = route.decoder.decode(todo)
-                for failure in failures:
-                    _on_bad_record(failure, route, options, dead, report)
-                for chunk in chunks:
-                    submit(route, writers[route].add(chunk))
-    for route in routes:
-        submit(route, writers[route].finish(rng.end))
-
-    ingestor.confirm(report.receipts)
-    letters = [(options.dead_letter_topic, d) for d in dead.values() if options.dead_letter_topic]
-    if len(letters) < len(dead):
-        # Settings validation forbids this; a record must never end up nowhere.
-        raise DecodeError(
-            f"{len(dead)} bad record(s) in {rng} and no dead-letter topic is set",
-            topic=rng.topic,
-            partition=rng.partition,
-            offset=min(dead),
-        )
-    committer.commit(rng, letters)
-    report.dead_lettered = len(letters)
+    try:
+        delivery = _Delivery(rng, routes, held, read, ingestor, options, workdir, report)
+        delivery.run()
+        _crash_point("before_commit")
+        _commit(rng, committer, delivery.letters(), options)
+    finally:
+        _cleanup(workdir)
+    report.dead_lettered = len(delivery.dead)
+    report.misc_dead_lettered = len(delivery.misc)
     report.seconds = time.monotonic() - began
-    _cleanup(workdir)
     return report
 
 
-def _from_offset(records: Sequence[KafkaRecord], offset: int) -> Sequence[KafkaRecord]:
-    if not records or (records[0].offset() or 0) >= offset:
-        return records
-    return [r for r in records if (r.offset() or 0) >= offset]
+class _Delivery:
+    """Steps 2-4 of one range: the state they share."""
+
+    def __init__(
+        self,
+        rng: OffsetRange,
+        routes: Sequence[Route],
+        held: dict[Route, _Held],
+        read: Reader,
+        ingestor: KustoIngestor,
+        options: DeliveryOptions,
+        workdir: Path,
+        report: DeliveryReport,
+    ) -> None:
+        self.rng, self.routes, self.held, self.read = rng, routes, held, read
+        self.ingestor, self.options, self.workdir, self.report = ingestor, options, workdir, report
+        self.retry = options.retry
+        self.route_of = {route.target: route for route in routes}
+        self.dead: dict[int, DeadLetter] = {}
+        self.misc: dict[int, DeadLetter] = {}
+
+    def run(self) -> None:
+        rng, receipts = self.rng, []
+        writers = {
+            route: BatchWriter(
+                self.workdir,
+                topic=rng.topic,
+                partition=rng.partition,
+                range_start=self.held[route].resume,
+                flush_size_bytes=self.options.flush_size_bytes,
+                table=route.batch_suffix,
+            )
+            for route in self.routes
+        }
+        for records in self.retry.read(self.read, rng):
+            self.report.records_read += len(records)
+            for route in self.routes:
+                chunks, failures = self._decode(route, records)
+                for failure in failures:
+                    self._on_bad_record(failure, route)
+                for chunk in chunks:
+                    chunk = self.held[route].pending(chunk)
+                    if chunk.offsets:
+                        receipts += self._submit(route, writers[route].add(chunk))
+        for route in self.routes:
+            receipts += self._submit(route, writers[route].finish(rng.end))
+        can_split = self.options.on_error != "fail" and self.options.misc_dead_letters
+        confirmed, refused = settle(
+            receipts,
+            ingestor=self.ingestor,
+            retry=self.retry,
+            resubmit=lambda r: self._submit(self.route_of[r.target], [r.batch])[0],
+            split=self._split if can_split else None,
+        )
+        self.report.receipts = confirmed
+        for refusal in refused:
+            self._on_refusal(refusal)
+
+    def letters(self) -> list[tuple[DeadLetterTopic | None, list[DeadLetter]]]:
+        return [
+            (self.options.dead_letters, list(self.dead.values())),
+            (self.options.misc_dead_letters, list(self.misc.values())),
+        ]
+
+    def _decode(
+        self, route: Route, records: Sequence[KafkaRecord]
+    ) -> tuple[list[Chunk], list[DeadLetter]]:
+        # The schema registry may be briefly unreachable: a transient error, retried.
+        return self.retry.call(f"decoding {self.rng.key}", lambda: route.decoder.decode(records))
+
+    def _submit(self, route: Route, batches: list[BatchFile]) -> list[Receipt]:
+        receipts = []
+        for batch in batches:
+            receipts.append(
+                self.retry.call(
+                    f"submitting batch {batch.batch_id}",
+                    lambda batch=batch: self.ingestor.submit(batch, route.target),
+                )
+            )
+            _crash_point("after_first_submit")
+        return receipts
+
+    def _on_bad_record(self, failure: DeadLetter, route: Route) -> None:
+        record = failure.record
+        if record.value() is None and route.tombstones == "skip":
+            self.report.tombstones_skipped += 1
+            return
+        if self.options.on_error == "fail":
+            raise DecodeError(
+                f"{failure.error} (behavior.on.error=fail)",
+                topic=record.topic(),
+                partition=record.partition(),
+                offset=record.offset(),
+            ) from failure.error
+        if self.options.dead_letters is None:
+            # Settings validation forbids this; a record must never end up nowhere.
+            raise DecodeError(
+                f"{failure.error}: no dead-letter topic is set",
+                topic=record.topic(),
+                partition=record.partition(),
+                offset=record.offset(),
+            ) from failure.error
+        if self.options.on_error == "log":
+            log.warning(
+                "topic=%s partition=%s offset=%s: dead-lettering record: %s",
+                record.topic(),
+                record.partition(),
+                record.offset(),
+                failure.error,
+            )
+        self.dead.setdefault(record.offset() or 0, failure)
+
+    def _on_refusal(self, refusal: Refusal) -> None:
+        error, batch = refusal.error, refusal.receipt.batch
+        if self.options.on_error == "fail" or self.options.misc_dead_letters is None:
+            why = (
+                "behavior.on.error=fail"
+                if self.options.on_error == "fail"
+                else "no misc dead-letter topic is set"
+            )
+            if error.transient:
+                raise error
+            raise IngestionFailed(
+                f"{error} ({why}; offsets {batch.first_offset}-{batch.last_offset} stay "
+                "uncommitted)",
+                permanent=True,
+                error_code=error.error_code,
+            ) from error
+        records, chunks = self._batch_records(self.route_of[refusal.receipt.target], batch)
+        for offset in (o for chunk in chunks for o in chunk.offsets):
+            if self.options.on_error == "log":
+                log.warning(
+                    "topic=%s partition=%d offset=%d: Kusto refused the record, "
+                    "dead-lettering it: %s",
+                    self.rng.topic,
+                    self.rng.partition,
+                    offset,
+                    error,
+                )
+            self.misc.setdefault(offset, DeadLetter(records[offset], error))
+
+    def _batch_records(
+        self, route: Route, batch: BatchFile
+    ) -> tuple[dict[int, KafkaRecord], list[Chunk]]:
+        """A batch's records read again, and its chunks as they were cut."""
+        span = OffsetRange(
+            self.rng.topic, self.rng.partition, batch.first_offset, batch.last_offset + 1
+        )
+        records: dict[int, KafkaRecord] = {}
+        chunks: list[Chunk] = []
+        for part in self.retry.read(self.read, span):
+            records.update((r.offset() or 0, r) for r in part)
+            decoded, _ = self._decode(route, part)
+            chunks += [self.held[route].pending(c) for c in decoded]
+        return records, [c for c in chunks if c.offsets]
+
+    def _split(self, receipt: Receipt) -> list[Receipt]:
+        """Submit the two halves of a batch Kusto refused for its content."""
+        route, batch = self.route_of[receipt.target], receipt.batch
+        _, chunks = self._batch_records(route, batch)
+        offsets = [o for chunk in chunks for o in chunk.offsets]
+        middle = offsets[len(offsets) // 2 - 1]
+        halves: list[BatchFile] = []
+        for first, last in ((batch.first_offset, middle), (middle + 1, batch.last_offset)):
+            with BatchWriter(
+                self.workdir,
+                topic=self.rng.topic,
+                partition=self.rng.partition,
+                range_start=first,
+                # The half of a batch fits in one file: no cut by size.
+                flush_size_bytes=batch.raw_bytes + 1,
+                table=route.batch_suffix,
+            ) as writer:
+                for chunk in chunks:
+                    keep = [i for i, o in enumerate(chunk.offsets) if first <= o <= last]
+                    if keep:
+                        halves += writer.add(
+                            Chunk(
+                                chunk.format,
+                                chunk.framing,
+                                [chunk.offsets[i] for i in keep],
+                                [chunk.payloads[i] for i in keep],
+                            )
+                        )
+                halves += writer.finish(last + 1)
+        return self._submit(route, halves)
 
 
-def _on_bad_record(
-    failure: DeadLetter,
-    route: Route,
+def _commit(
+    rng: OffsetRange,
+    committer: Committer,
+    letters: list[tuple[DeadLetterTopic | None, list[DeadLetter]]],
     options: DeliveryOptions,
-    dead: dict[int, DeadLetter],
-    report: DeliveryReport,
 ) -> None:
-    record = failure.record
-    where = f"topic={record.topic()} partition={record.partition()} offset={record.offset()}"
-    if record.value() is None and route.tombstones == "skip":
-        report.tombstones_skipped += 1
-        return
-    if options.on_error == "fail":
-        raise DecodeError(
-            f"{failure.error} (behavior.on.error=fail)",
-            topic=record.topic(),
-            partition=record.partition(),
-            offset=record.offset(),
-        ) from failure.error
-    if options.on_error == "log":
-        log.warning("%s: dead-lettering record: %s", where, failure.error)
-    dead.setdefault(record.offset() or 0, failure)
+    in_transaction: list[tuple[str, DeadLetter]] = []
+    for target, found in letters:
+        if not found:
+            continue
+        if target is None:
+            raise TerminalError(f"{len(found)} dead letter(s) of {rng} have no topic to go to")
+        if target.writer is not None:
+            writer = target.writer
+            options.retry.call(
+                f"writing dead letters of {rng} to topic {target.topic}",
+                lambda writer=writer, found=found: writer.write(rng, found),
+            )
+        else:
+            in_transaction += [(target.topic, letter) for letter in found]
+    attempts = 0
+
+    def commit() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            committer.commit(rng, in_transaction)
+        except CommitConflict as conflict:
+            if attempts > 1 and conflict.committed == rng.end:
+                # An earlier attempt's commit went through but its answer was lost.
+                log.info("%s: committed by the earlier attempt", rng)
+                return
+            raise
+
+    options.retry.call(f"committing {rng}", commit)
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _cleanup(workdir: Path) -> None:

@@ -14,6 +14,10 @@ Retry policy reads only the ``transient`` mark; nothing else decides whether to 
     │   └── DecodeError            one record cannot be decoded (per record)
     └── IngestionFailed            Kusto refused a batch; ``permanent`` decides
 
+A permanent :class:`IngestionFailed` whose ``error_code`` says the data itself is bad
+(:meth:`IngestionFailed.blames_records`) is narrowed down to the records at fault; any other
+refusal covers the whole batch.
+
 Messages name what is at fault as ``key=value`` pairs (``topic=``, ``partition=``,
 ``offsets=``, ``table=``, ``setting=``) so logs can be searched, and never carry secrets.
 """
@@ -127,10 +131,25 @@ class IngestionFailed(_KustoError):
         permanent: bool,
         table: str | None = None,
         batch_id: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         self.permanent = permanent
         self.transient = not permanent  # the mark depends on what Kusto said, per instance
+        self.error_code = error_code
         super().__init__(message, table=table, batch_id=batch_id)
+
+    def blames_records(self) -> bool:
+        """Whether Kusto refused the batch for its content (a record it cannot parse), so
+        the records at fault can be found by splitting the batch; a missing table or mapping
+        would refuse every part of it alike."""
+        code = self.error_code or ""
+        return self.permanent and (code in _RECORD_ERROR_CODES or code.startswith("Stream_"))
+
+
+# Kusto's error codes for content it cannot parse ("Stream_*" are its parser's errors).
+_RECORD_ERROR_CODES = frozenset(
+    {"BadRequest_InvalidBlob", "BadRequest_NoRecordsOrWrongFormat", "BadRequest_EmptyBlob"}
+)
 
 
 class CommitConflict(TerminalError):

@@ -21,10 +21,10 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError
-from azure.kusto.data import KustoClient
+from azure.kusto.data import ClientRequestProperties, KustoClient
 from azure.kusto.data.data_format import DataFormat
 from azure.kusto.data.exceptions import (
     KustoApiError,
@@ -33,6 +33,7 @@ from azure.kusto.data.exceptions import (
     KustoServiceError,
     KustoThrottlingError,
 )
+from azure.kusto.data.response import KustoResponseDataSet
 from azure.kusto.ingest import (
     FileDescriptor,
     IngestionProperties,
@@ -47,7 +48,6 @@ from pipelines.errors import (
     IngestionFailed,
     KustoThrottled,
     KustoUnavailable,
-    NotConfirmed,
     SinkError,
 )
 
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # Source ids are derived from batch ids, so every attempt at a batch uses the same id and
 # the blob of a retried batch overwrites its own earlier upload.
 _SOURCE_ID_NAMESPACE = uuid.UUID("5b7f5c1e-2f5e-4d55-9c3a-6f1c2d8e4a10")
+_NOT_FOUND = "BadRequest_EntityNotFound"
 _BATCH_TAG = re.compile(
     r"^ingest-by:(?P<topic>[^/]+)/(?P<partition>\d+)/(?P<first>\d+)-(?P<last>\d+)"
 )
@@ -121,7 +122,9 @@ def kusto_errors(what: str) -> Iterator[None]:
     except KustoApiError as e:
         api_error = e.get_api_error()
         if api_error.permanent:
-            raise IngestionFailed(f"{what}: {api_error.description}", permanent=True) from e
+            raise IngestionFailed(
+                f"{what}: {api_error.description}", permanent=True, error_code=api_error.code
+            ) from e
         raise KustoUnavailable(f"{what}: {api_error.description}") from e
     except (KustoNetworkError, KustoServiceError, AzureError, OSError) as e:
         raise KustoUnavailable(f"{what}: {e}") from e
@@ -141,13 +144,16 @@ class KustoIngestor:
         exactly_once: bool = True,
         confirm_timeout_s: float = 300.0,
         poll_interval_s: float = 1.0,
+        request_timeout_s: float = 30.0,
     ) -> None:
         self._queued = queued
         self._streaming = streaming
         self._query = query
         self._exactly_once = exactly_once
-        self._confirm_timeout_s = confirm_timeout_s
-        self._poll_interval_s = poll_interval_s
+        self.confirm_timeout_s = confirm_timeout_s
+        self.poll_interval_s = poll_interval_s
+        # Kusto's own default for management commands is an hour; the SDK adds 30 s to this.
+        self.request_timeout_s = request_timeout_s
 
     @property
     def query_client(self) -> KustoClient:
@@ -190,70 +196,78 @@ class KustoIngestor:
         log.info("%s: %s in %.2fs", what, receipt.mode, receipt.enqueue_seconds)
         return receipt
 
-    def confirm(self, receipts: Sequence[Receipt]) -> None:
-        """Wait until Kusto holds every receipt's batch, or say which failed and why.
-
-        Raises IngestionFailed (permanent or transient, from `.show ingestion failures`)
-        or NotConfirmed when the timeout passes first.
-        """
-        pending = [r for r in receipts if not r.confirmed]
-        deadline = time.monotonic() + self._confirm_timeout_s
-        while pending:
-            groups: dict[tuple[IngestTarget, str, int], list[Receipt]] = {}
-            for receipt in pending:
-                groups.setdefault(receipt.key, []).append(receipt)
-            for (target, topic, partition), group in groups.items():
-                self._check(target, topic, partition, group)
-            pending = [r for r in pending if not r.confirmed]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                ids = ", ".join(r.batch.batch_id for r in pending[:5])
-                raise NotConfirmed(
-                    f"Kusto did not confirm {len(pending)} batch(es) within "
-                    f"{self._confirm_timeout_s:.0f}s: {ids}"
-                )
-            time.sleep(self._poll_interval_s)
-
-    def _check(
-        self, target: IngestTarget, topic: str, partition: int, receipts: list[Receipt]
-    ) -> None:
-        tags = set(self._batch_tags(target, topic, partition))
-        now = datetime.now(UTC)
+    def check(self, receipts: Sequence[Receipt]) -> list[tuple[Receipt, IngestionFailed]]:
+        """Mark the receipts whose batch Kusto holds as confirmed; return the ones Kusto
+        reported failed since they were submitted, each with its failure."""
+        groups: dict[tuple[IngestTarget, str, int], list[Receipt]] = {}
         for receipt in receipts:
-            if f"ingest-by:{receipt.batch.batch_id}" in tags:
-                receipt.confirmed = True
-                receipt.confirm_seconds = (now - receipt.submitted_at).total_seconds()
-        unconfirmed = {str(r.source_id): r for r in receipts if not r.confirmed}
-        if unconfirmed:
-            self._raise_failures(target, unconfirmed)
+            if not receipt.confirmed:
+                groups.setdefault(receipt.key, []).append(receipt)
+        failed: list[tuple[Receipt, IngestionFailed]] = []
+        now = datetime.now(UTC)
+        for (target, topic, partition), group in groups.items():
+            tags = set(self._batch_tags(target, topic, partition))
+            for receipt in group:
+                if f"ingest-by:{receipt.batch.batch_id}" in tags:
+                    receipt.confirmed = True
+                    receipt.confirm_seconds = (now - receipt.submitted_at).total_seconds()
+            unconfirmed = [r for r in group if not r.confirmed]
+            if unconfirmed:
+                failed += self._failures(target, unconfirmed)
+        return failed
 
-    def _raise_failures(self, target: IngestTarget, receipts: dict[str, Receipt]) -> None:
+    def _failures(
+        self, target: IngestTarget, receipts: list[Receipt]
+    ) -> list[tuple[Receipt, IngestionFailed]]:
+        by_source = {str(r.source_id): r for r in receipts}
+        found: dict[str, tuple[Receipt, IngestionFailed]] = {}
         with kusto_errors(f"reading ingestion failures of {target.database}"):
-            response = self._query.execute_mgmt(target.database, ".show ingestion failures")
+            response = self._mgmt(target.database, ".show ingestion failures")
         for row in response.primary_results[0]:
             path = str(row["IngestionSourcePath"] or "")
-            receipt = next((r for sid, r in receipts.items() if sid in path), None)
-            if receipt is None or _as_utc(row["FailedOn"]) < receipt.submitted_at:
+            sid = next((sid for sid in by_source if sid in path), None)
+            if sid is None or _as_utc(row["FailedOn"]) < by_source[sid].submitted_at:
                 continue
-            permanent = str(row["FailureKind"]).lower() == "permanent"
-            raise IngestionFailed(
-                f"Kusto failed batch {receipt.batch.batch_id} into "
-                f"{target.database}.{target.table}: {row['ErrorCode']}: {row['Details']}",
-                permanent=permanent,
+            receipt = by_source[sid]
+            code = str(row["ErrorCode"] or "")
+            found[sid] = (
+                receipt,
+                IngestionFailed(
+                    f"Kusto failed batch {receipt.batch.batch_id} into "
+                    f"{target.database}.{target.table}: {code}: {row['Details']}",
+                    permanent=str(row["FailureKind"]).lower() == "permanent",
+                    table=f"{target.database}.{target.table}",
+                    batch_id=receipt.batch.batch_id,
+                    error_code=code,
+                ),
             )
+        return list(found.values())
 
     def _batch_tags(self, target: IngestTarget, topic: str, partition: int) -> list[str]:
         prefix = f"ingest-by:{topic}/{partition}/"
         command = (
             f".show table ['{target.table}'] extents where tags contains '{_kql_escape(prefix)}'"
         )
-        with kusto_errors(f"listing extents of {target.database}.{target.table}"):
-            response = self._query.execute_mgmt(target.database, command)
+        try:
+            with kusto_errors(f"listing extents of {target.database}.{target.table}"):
+                response = self._mgmt(target.database, command)
+        except IngestionFailed as error:
+            if error.error_code == _NOT_FOUND:
+                # A dropped table holds no batch; its ingestions fail and say why.
+                return []
+            raise
         tags: list[str] = []
         for row in response.primary_results[0]:
             tags.extend(t for t in str(row["Tags"] or "").split("\r\n") if t.startswith(prefix))
         return tags
+
+    def _mgmt(self, database: str, command: str) -> KustoResponseDataSet:
+        properties = ClientRequestProperties()
+        properties.set_option(
+            ClientRequestProperties.request_timeout_option_name,
+            timedelta(seconds=self.request_timeout_s),
+        )
+        return self._query.execute_mgmt(database, command, properties)
 
     def _properties(self, batch: BatchFile, target: IngestTarget) -> IngestionProperties:
         tag = batch.batch_id

@@ -18,13 +18,20 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipelines.commit import OffsetCommitter, transactional_id
-from pipelines.config import ConverterSettings, SinkSettings, kafka_client_config
+from pipelines.config import (
+    ConverterSettings,
+    DeadLetterSettings,
+    SinkSettings,
+    kafka_client_config,
+)
 from pipelines.credentials import connection_string
+from pipelines.dead_letter import DeadLetterTopic, ForeignDeadLetters, same_cluster
 from pipelines.decode import make_decoder
 from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
 from pipelines.ingest import IngestTarget, KustoIngestor
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition, plan
 from pipelines.read import consumer_config, partition_states, read_range
+from pipelines.retry import RetryPolicy
 
 
 @dataclass
@@ -34,6 +41,7 @@ class SinkRuntime:
     settings: SinkSettings
     _closing: ExitStack = field(default_factory=ExitStack, repr=False)
     _registries: dict[str, SchemaRegistryClient] = field(default_factory=dict, repr=False)
+    _checked: bool = field(default=False, repr=False)
 
     # --- Kafka ---------------------------------------------------------------------------
 
@@ -133,8 +141,37 @@ class SinkRuntime:
             for m, c in zip(mappings, converters, strict=True)
         ]
 
+    def check(self) -> None:
+        """Fail fast, once per runtime: raise ConfigError naming every setting or object at
+        fault (Kafka, topics, Kusto database, table, mapping) before any record is read."""
+        if self._checked:
+            return
+        # Imported here: preflight reads the runtime's clients, so it imports this module.
+        from pipelines.preflight import check
+
+        check(self)
+        self._checked = True
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterTopic | None:
+        return self._dead_letter_topic(self.settings.dead_letter)
+
+    @cached_property
+    def misc_dead_letters(self) -> DeadLetterTopic | None:
+        return self._dead_letter_topic(self.settings.misc_dead_letter)
+
+    def _dead_letter_topic(self, settings: DeadLetterSettings | None) -> DeadLetterTopic | None:
+        if settings is None:
+            return None
+        if same_cluster(settings, self.settings.kafka):
+            return DeadLetterTopic(settings.topic)
+        writer = ForeignDeadLetters(settings, settings.topic, group_id=self.settings.group_id)
+        self._closing.callback(writer.close)
+        return DeadLetterTopic(settings.topic, writer)
+
     def deliver(self, rng: OffsetRange) -> DeliveryReport:
         """Deliver one range exactly once and commit it (see :mod:`pipelines.deliver`)."""
+        self.check()
         settings = self.settings
         return deliver_range(
             rng,
@@ -145,7 +182,9 @@ class SinkRuntime:
             options=DeliveryOptions(
                 flush_size_bytes=settings.flush_size_bytes,
                 on_error=settings.behavior_on_error,
-                dead_letter_topic=settings.dead_letter.topic if settings.dead_letter else None,
+                dead_letters=self.dead_letters,
+                misc_dead_letters=self.misc_dead_letters,
+                retry=RetryPolicy.from_settings(settings.retry),
                 tempdir=settings.tempdir,
             ),
         )
