@@ -90,7 +90,13 @@ def test_range_ending_in_transaction_markers_and_aborted_records_ends_without_wa
         producer.flush(30)  # written to the log, so an abort leaves aborted records there
         producer.commit_transaction(30) if commit else producer.abort_transaction(30)
     # Offsets: c0-c2 0-2, commit marker 3, aborted a0-a1 4-5, abort marker 6; high is 7.
-    low, high = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
+    # The abort marker lands asynchronously; until it does, the last stable offset is 4.
+    deadline = time.monotonic() + 10
+    while True:
+        low, high = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
+        if high == 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert (low, high) == (0, 7)
 
     started = time.monotonic()
