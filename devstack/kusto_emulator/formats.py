@@ -48,6 +48,7 @@ class MappedColumn:
     path: str | None = None
     ordinal: int | None = None
     const_value: str | None = None
+    transform: str | None = None
 
 
 @dataclass
@@ -68,29 +69,42 @@ def parse_mapping(mapping_json: str | list[Any]) -> list[MappedColumn]:
         ) from None
     if not isinstance(entries, list):
         raise IngestionFailure("BadRequest_InvalidMapping", "mapping must be a JSON array")
-    columns = []
-    for entry in entries:
-        lowered = {key.lower(): value for key, value in entry.items()}
-        properties = {
-            key.lower(): value for key, value in (lowered.get("properties") or {}).items()
-        }
-        merged = {**lowered, **properties}
-        name = merged.get("column") or merged.get("name")
-        if not name:
-            raise IngestionFailure(
-                "BadRequest_InvalidMapping", f"mapping entry without column: {entry}"
-            )
-        ordinal = merged.get("ordinal")
-        path = merged.get("path") or (f"$.{merged['field']}" if merged.get("field") else None)
-        columns.append(
-            MappedColumn(
-                column=name,
-                path=path,
-                ordinal=int(ordinal) if ordinal not in (None, "") else None,
-                const_value=merged.get("constvalue"),
-            )
+    return [_mapped_column(entry) for entry in entries]
+
+
+def _mapped_column(entry: Any) -> MappedColumn:
+    if not isinstance(entry, dict):
+        raise IngestionFailure(
+            "BadRequest_InvalidMapping", f"mapping entry is not an object: {entry}"
         )
-    return columns
+    lowered = {key.lower(): value for key, value in entry.items()}
+    properties = lowered.get("properties") or {}
+    merged = {**lowered, **{key.lower(): value for key, value in properties.items()}}
+    name = merged.get("column") or merged.get("name")
+    if not name:
+        raise IngestionFailure(
+            "BadRequest_InvalidMapping", f"mapping entry without column: {entry}"
+        )
+    ordinal = merged.get("ordinal")
+    try:
+        ordinal = int(ordinal) if ordinal not in (None, "") else None
+    except (TypeError, ValueError):
+        raise IngestionFailure(
+            "BadRequest_InvalidMapping", f"ordinal of column '{name}' is not a number: {ordinal}"
+        ) from None
+    transform = merged.get("transform") or None
+    if transform is not None and transform.lower() not in _TRANSFORMS and transform != "None":
+        raise IngestionFailure(
+            "BadRequest_InvalidMapping",
+            f"transform '{transform}' of column '{name}' is not supported by the emulator",
+        )
+    return MappedColumn(
+        column=name,
+        path=merged.get("path") or (f"$.{merged['field']}" if merged.get("field") else None),
+        ordinal=ordinal,
+        const_value=merged.get("constvalue"),
+        transform=None if transform in (None, "None") else transform.lower(),
+    )
 
 
 def default_mapping(format_name: str, columns: list[tuple[str, str]]) -> list[MappedColumn]:
@@ -138,6 +152,23 @@ def _const(kind: str, entry: MappedColumn) -> str:
     return text_to_type_sql(kind, f"CAST({value} AS VARCHAR)")
 
 
+# Unix-time transforms: the factor from the source unit to microseconds.
+_TRANSFORMS = {
+    "datetimefromunixseconds": 1_000_000,
+    "datetimefromunixmilliseconds": 1_000,
+    "datetimefromunixmicroseconds": 1,
+    "datetimefromunixnanoseconds": 0.001,
+}
+
+
+def _from_text(kind: str, text: str, entry: MappedColumn) -> str:
+    """A mapped text value in the column's type, after the mapping's transform."""
+    if entry.transform is None:
+        return text_to_type_sql(kind, text)
+    micros = f"CAST(round(TRY_CAST({text} AS DOUBLE) * {_TRANSFORMS[entry.transform]}) AS BIGINT)"
+    return text_to_type_sql(kind, f"CAST(make_timestamp({micros}) AS VARCHAR)")
+
+
 def _select(columns: list[tuple[str, str]], expressions: list[str], from_sql: str) -> str:
     selected = ", ".join(
         f"{expression} AS {quote(name)}"
@@ -182,7 +213,7 @@ def _json_source(
             expressions.append(f"__dynamic[{len(dynamic_paths)}]")
         else:
             text_paths.append(json_path_to_duckdb(entry.path))
-            expressions.append(text_to_type_sql(kind, f"__text[{len(text_paths)}]"))
+            expressions.append(_from_text(kind, f"__text[{len(text_paths)}]", entry))
     extracted = ["json"]
     if text_paths:
         extracted.append(f"json_extract_string(json, {_sql_list(text_paths)}) AS __text")
@@ -221,7 +252,7 @@ def _csv_source(
         elif entry.const_value is not None or entry.ordinal is None:
             expressions.append(_const(kind, entry))
         else:
-            expressions.append(text_to_type_sql(kind, f"column{entry.ordinal}"))
+            expressions.append(_from_text(kind, f"column{entry.ordinal}", entry))
     field_types = ", ".join(f"'column{index}': 'VARCHAR'" for index in range(width))
     if format_name == "txt":
         # One record per line, the whole line one field: a delimiter and quote no text has.
@@ -280,5 +311,10 @@ def _columnar_source(
         else:
             reference = _column_reference(entry.path)
             top = reference.split(".")[0].strip('"')
-            expressions.append(value_to_type_sql(kind, reference) if top in available else "NULL")
+            if top not in available:
+                expressions.append("NULL")
+            elif entry.transform is not None:
+                expressions.append(_from_text(kind, f"CAST({reference} AS VARCHAR)", entry))
+            else:
+                expressions.append(value_to_type_sql(kind, reference))
     return Source(_select(columns, expressions, quote(_ARROW_SOURCE)), {_ARROW_SOURCE: table})

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import uvicorn
 from azure.core.exceptions import AzureError
@@ -119,6 +120,9 @@ class Emulator:
             table = await run_in_threadpool(execute_mgmt, context, text)
         except KustoRequestError as error:
             return _error(error)
+        except duckdb.Error as error:
+            first_line = str(error).splitlines()[0]
+            return _error(KustoRequestError.bad_request(f"Command failed: {first_line}"))
         return _json(v1_body(table))
 
     async def query_v1(self, request: Request) -> Response:
@@ -246,6 +250,20 @@ def _retry_until_ready(action: Any, timeout: float = 60.0) -> None:
             time.sleep(0.5)
 
 
+async def _unexpected(_: Request, error: Exception) -> Response:
+    """An emulator bug still answers in Kusto's error shape, so the SDK can report it."""
+    logger.exception("unexpected error", exc_info=error)
+    return _error(
+        KustoRequestError(
+            500,
+            "InternalServiceError",
+            f"Emulator error: {type(error).__name__}: {error}",
+            "Kusto.Data.Exceptions.KustoServiceException",
+            False,
+        )
+    )
+
+
 def build_app(emulator: Emulator) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -265,7 +283,7 @@ def build_app(emulator: Emulator) -> Starlette:
         Route("/v2/rest/query", emulator.query_v2, methods=["POST"]),
         Route("/v1/rest/ingest/{database}/{table}", emulator.streaming_ingest, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
 
 
 def main(argv: list[str] | None = None) -> None:

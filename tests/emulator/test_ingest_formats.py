@@ -291,3 +291,46 @@ def test_extent_gets_tags_and_ingest_if_not_exists_skips(store: KustoStore, tmp_
     assert skipped.value.error_code == "Skipped_IngestByTagAlreadyExists"
     [extent] = store.extents("db", "T")
     assert (extent.row_count, sorted(extent.tags)) == (2, ["drop-by:b1", "ingest-by:b1"])
+
+
+def test_unix_time_transforms(store: KustoStore, tmp_path: Path) -> None:
+    store.create_table(
+        "db", "T", [("s", "datetime"), ("ms", "datetime"), ("ns", "datetime")], merge=False
+    )
+    mapping = [
+        {"column": "s", "Properties": {"Path": "$.s", "Transform": "DateTimeFromUnixSeconds"}},
+        {
+            "column": "ms",
+            "Properties": {"Path": "$.ms", "Transform": "DateTimeFromUnixMilliseconds"},
+        },
+        {
+            "column": "ns",
+            "Properties": {"Path": "$.ns", "Transform": "DateTimeFromUnixNanoseconds"},
+        },
+    ]
+    path = write(tmp_path, b'{"s": 1714558830, "ms": 1714558830123, "ns": 1714558830123456000}')
+
+    ingest_file(
+        store,
+        IngestionRequest("db", "T", "json", inline_mapping=orjson.dumps(mapping).decode()),
+        path,
+    )
+
+    at = dt.datetime(2024, 5, 1, 10, 20, 30)
+    assert table_rows(store, "T") == [
+        (at, at.replace(microsecond=123000), at.replace(microsecond=123456))
+    ]
+
+
+def test_unsupported_transform_is_refused(store: KustoStore, tmp_path: Path) -> None:
+    store.create_table("db", "T", [("n", "long")], merge=False)
+    mapping = '[{"column":"n","Properties":{"Path":"$.n","Transform":"GetPathElement(2)"}}]'
+
+    with pytest.raises(IngestionFailure) as raised:
+        ingest_file(
+            store,
+            IngestionRequest("db", "T", "json", inline_mapping=mapping),
+            write(tmp_path, b"{}"),
+        )
+
+    assert raised.value.error_code == "BadRequest_InvalidMapping"
