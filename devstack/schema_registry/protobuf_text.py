@@ -32,7 +32,7 @@ def serialized_protobuf(schema: str, imports: Mapping[str, str]) -> str:
         return schema
     with tempfile.TemporaryDirectory(prefix="registry-protoc-") as work:
         root = Path(work)
-        descriptor_sets = []
+        descriptor_sets: list[str] = []
         for name, text in {**imports, MAIN_FILE: schema}.items():
             if is_serialized_protobuf(text):
                 # an import already in descriptor form goes to protoc as a descriptor set

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import jsonschema
 import orjson
+from jsonschema.protocols import Validator as JsonValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
@@ -28,8 +29,6 @@ from pipelines.decode.registry import (
     split_wire_format,
 )
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
-
-Validator = jsonschema.protocols.Validator
 
 
 class JsonSchemaDecoder:
@@ -66,11 +65,11 @@ class JsonSchemaDecoder:
         rows: range | list[int],
         values: list[bytes],
         out: ChunkAssembler,
-    ) -> tuple[list[int], list[bytes], list[Validator | None]]:
+    ) -> tuple[list[int], list[bytes], list[JsonValidator | None]]:
         """Record by record: the good rows, their bodies and validators; bad headers rejected."""
         kept: list[int] = []
         bodies: list[bytes] = []
-        validators: list[Validator | None] = []
+        validators: list[JsonValidator | None] = []
         for i, value in zip(rows, values, strict=True):
             try:
                 schema_id, start = split_wire_format(value)
@@ -86,7 +85,7 @@ class JsonSchemaDecoder:
             validators.append(writer)
         return kept, bodies, validators
 
-    def _prepare(self, writer: WriterSchema) -> Validator | None:
+    def _prepare(self, writer: WriterSchema) -> JsonValidator | None:
         if not self._validate:
             return None
         try:
@@ -96,10 +95,13 @@ class JsonSchemaDecoder:
         except (json.JSONDecodeError, jsonschema.SchemaError) as error:
             raise ValueError(f"invalid JSON Schema: {error}") from error
         resources = _referenced_resources(writer, self._registry)
-        return validator_class(schema, registry=Registry().with_resources(resources))
+        validator: JsonValidator = validator_class(
+            schema, registry=Registry().with_resources(resources)
+        )
+        return validator
 
 
-def _schema_problem(payload: bytes, validator: Validator) -> str | None:
+def _schema_problem(payload: bytes, validator: JsonValidator) -> str | None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(orjson.loads(payload)))
     if error is None:
         return None

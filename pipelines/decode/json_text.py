@@ -122,7 +122,8 @@ def _pyarrow_rows(lines: bytes, block_bytes: int = _BLOCK_BYTES) -> int:
         if "straddl" in str(error) and block_bytes <= len(lines):  # a record over one block
             return _pyarrow_rows(lines, len(lines) + 1)
         return -1
-    return table.num_rows
+    rows: int = table.num_rows
+    return rows
 
 
 def _describe(value: bytes, error: orjson.JSONDecodeError) -> str:

@@ -69,7 +69,8 @@ class RegistryLookup:
 
     def __init__(self, client: SchemaRegistryClient) -> None:
         self._client = client
-        self.source = f"registry {_without_credentials(str(client.config().get('url', '?')))}"
+        url = str(client.config().get("url", "?"))  # type: ignore[no-untyped-call]
+        self.source = f"registry {_without_credentials(url)}"
 
     def schema_by_id(self, schema_id: int, *, serialized: bool = False) -> WriterSchema:
         fmt = "serialized" if serialized else None
