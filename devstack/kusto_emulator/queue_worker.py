@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 from azure.storage.queue import QueueClient, QueueMessage
 
@@ -228,9 +228,14 @@ class QueueWorker:
             raise IngestionFailure(
                 "Download_SourceNotFound", f"Blob '{ingestion.source_path}' was not found."
             ) from None
+        except ClientAuthenticationError:
+            raise IngestionFailure(
+                "Download_Forbidden",
+                f"Access to blob '{ingestion.source_path}' was denied (missing or invalid SAS).",
+            ) from None
         except AzureError as error:
             raise IngestionFailure(
-                "Download_AccountUnavailable",
+                "Download_UnknownError",
                 f"Cannot download blob '{ingestion.source_path}': {type(error).__name__}",
                 permanent=False,
             ) from None

@@ -15,14 +15,18 @@ import pytest
 from azure.kusto.data import KustoClient
 from azure.kusto.data.data_format import DataFormat
 from azure.kusto.ingest import (
+    BlobDescriptor,
     IngestionProperties,
     QueuedIngestClient,
     ReportLevel,
     StreamDescriptor,
 )
 from azure.kusto.ingest.status import KustoIngestStatusQueues
+from azure.storage.queue import QueueServiceClient
 
+from devstack.kusto_emulator.azure_storage import INGESTION_QUEUE
 from devstack.kusto_emulator.testing import row_count, status_messages, wait_for
+from devstack.stack import StackConfig
 
 pytestmark = pytest.mark.stack
 
@@ -217,3 +221,47 @@ def test_columnar_formats_are_ingested_by_column_name(
     queued_client.ingest_from_file(str(path), properties)
 
     assert wait_for(lambda: row_count(kusto_client, database, "Metrics")) == 3
+
+
+def test_worker_survives_a_garbage_queue_message(
+    stack: StackConfig,
+    kusto_client: KustoClient,
+    queued_client: QueuedIngestClient,
+    database: str,
+    events: str,
+) -> None:
+    raw_queue = QueueServiceClient.from_connection_string(
+        stack.storage_connection_string
+    ).get_queue_client(INGESTION_QUEUE)
+    raw_queue.send_message("this is neither base64 nor JSON")
+    properties = tagged_properties(database, events, "after-garbage")
+
+    successes, _ = status_messages(
+        KustoIngestStatusQueues(queued_client), enqueue(queued_client, json_lines(3), properties)
+    )
+
+    assert successes
+    assert row_count(kusto_client, database, events) == 3
+
+
+def test_missing_blob_fails_with_download_error(
+    kusto_client: KustoClient, queued_client: QueuedIngestClient, database: str, events: str
+) -> None:
+    resources = kusto_client.execute_mgmt("NetDefaultDB", ".get ingestion resources")
+    container = next(
+        row["StorageRoot"]
+        for row in resources.primary_results[0]
+        if row["ResourceTypeName"] == "TempStorage"
+    )
+    address, sas = container.split("?", 1)
+    source_id = uuid.uuid4()
+    properties = IngestionProperties(
+        database, events, data_format=DataFormat.JSON, report_level=ReportLevel.FailuresOnly
+    )
+
+    blob = BlobDescriptor(f"{address}/deleted.json?{sas}", 10, source_id)
+    queued_client.ingest_from_blob(blob, properties)
+    _, failures = status_messages(KustoIngestStatusQueues(queued_client), str(source_id))
+
+    assert failures[0].ErrorCode == "Download_SourceNotFound"
+    assert failures[0].IngestionSourcePath == f"{address}/deleted.json"
