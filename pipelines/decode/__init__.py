@@ -16,6 +16,7 @@ schemas_enable)
 ``json_schema``    Confluent wire format, JSON           the body (JSON text)      lines
 ``protobuf``       Confluent wire format, Protobuf       the message as JSON       lines
 ``bytes``          a whole Parquet / ORC / Avro file     the value                 whole file
+``bytes``          JSON / CSV / ... text (as string)     the value                 lines
 =================  ====================================  ========================  ==========
 
 Usage::
@@ -72,7 +73,8 @@ _FORMATS: dict[str, tuple[str, ...]] = {
     "avro": ("avro", "apacheavro"),
     "json_schema": _JSON_FORMATS,
     "protobuf": _JSON_FORMATS,
-    "bytes": tuple(FILE_CHECKS),
+    # Connect's ByteArrayConverter: whole files, or text lines passed on as they are
+    "bytes": (*FILE_CHECKS, *_JSON_FORMATS, *DELIMITERS),
 }
 _NEEDS_REGISTRY = ("avro", "json_schema", "protobuf")
 
@@ -131,7 +133,7 @@ def make_decoder(
         if kind == "json_schema":
             return JsonSchemaDecoder(format, lookup, validate=validate)
         return ProtobufDecoder(format, lookup)
-    if kind == "bytes":
+    if kind == "bytes" and format in FILE_CHECKS:
         return WholeFileDecoder(format)
     if kind == "json" and schemas_enable:
         return ConnectEnvelopeDecoder(format)

@@ -202,6 +202,12 @@ def test_parquet_and_orc_files_pass_whole_and_garbage_is_rejected() -> None:
     assert reasons(dead)[101].startswith("not an ORC file")
 
 
+def test_raw_bytes_in_a_text_format_are_lines_like_strings() -> None:
+    chunks, dead = make_decoder("bytes", "json").decode(records(b'{"a": 1}', b"PAR1"))
+    assert chunks[0].payloads == [b'{"a": 1}'] and chunks[0].framing == LineFraming()
+    assert reasons(dead)[101].startswith("invalid JSON")
+
+
 # -- make_decoder --------------------------------------------------------------------------
 
 
@@ -209,7 +215,8 @@ def test_parquet_and_orc_files_pass_whole_and_garbage_is_rejected() -> None:
     ("kind", "format", "setting"),
     [
         ("json", "csv", "format"),
-        ("bytes", "json", "format"),
+        ("bytes", "protobuf", "format"),
+        ("string", "parquet", "format"),
         ("xml", "json", "value.converter"),
         ("avro", "apacheavro", "value.converter.schema.registry.url"),
         ("protobuf", "json", "value.converter.schema.registry.url"),
