@@ -4,7 +4,9 @@ Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means
 
 - `{"kind": "http", "endpoint": "mgmt|query|ingest|any", "status": 429|500|503|"hang",
   "count": N, "hang_seconds": S}`: the next N matching requests answer that status, or
-  ("hang") hold the connection S seconds (default 60) and then answer 503.
+  ("hang") hold the connection S seconds (default 60) and then answer 503. With
+  `"for_seconds": T` instead, every matching request answers so for T seconds from when
+  the fault was posted (a throttling spell), whatever `count` says.
 - `{"kind": "ingestion", "failure": "transient|permanent", "count": K, "error_code": C}`:
   the next K queued ingestions fail with a failure status message (FailureStatus
   Transient / Permanent, ErrorCode C or a default code).
@@ -18,6 +20,7 @@ Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +44,7 @@ class FaultSpec(BaseModel):
     status: int | Literal["hang"] | None = None
     count: int = Field(default=1, ge=1)
     hang_seconds: float = Field(default=60.0, ge=0)
+    for_seconds: float | None = Field(default=None, gt=0)
     failure: Literal["transient", "permanent"] = "transient"
     error_code: str | None = None
     seconds: float = Field(default=0.0, ge=0)
@@ -68,6 +72,7 @@ class IngestionFault:
 class _Active:
     spec: FaultSpec
     remaining: int
+    expires_at: float | None = None
 
     def matches(self, database: str | None, table: str | None) -> bool:
         return (self.spec.database is None or self.spec.database == database) and (
@@ -84,7 +89,8 @@ class FaultRegistry:
 
     def add(self, spec: FaultSpec) -> None:
         with self._lock:
-            self._faults.append(_Active(spec, spec.count))
+            expires_at = time.monotonic() + spec.for_seconds if spec.for_seconds else None
+            self._faults.append(_Active(spec, spec.count, expires_at))
 
     def clear(self) -> None:
         with self._lock:
@@ -102,11 +108,16 @@ class FaultRegistry:
     ) -> _Active | None:
         """The first matching fault of a kind; counted faults are used up one by one."""
         with self._lock:
-            for active in self._faults:
+            for active in list(self._faults):  # a copy: expired faults are removed on the way
                 spec = active.spec
                 if spec.kind != kind or not active.matches(database, table):
                     continue
                 if any(getattr(spec, key) not in values for key, values in match.items()):
+                    continue
+                if active.expires_at is not None:
+                    if time.monotonic() < active.expires_at:
+                        return active
+                    self._faults.remove(active)
                     continue
                 if kind in ("http", "ingestion"):
                     active.remaining -= 1
