@@ -51,6 +51,10 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _error(error: KustoRequestError) -> Response:
     return _json(error.body(), status=error.status)
 
@@ -121,8 +125,7 @@ class Emulator:
         except KustoRequestError as error:
             return _error(error)
         except duckdb.Error as error:
-            first_line = str(error).splitlines()[0]
-            return _error(KustoRequestError.bad_request(f"Command failed: {first_line}"))
+            return _error(KustoRequestError.bad_request(f"Command failed: {_first_line(error)}"))
         return _json(v1_body(table))
 
     async def query_v1(self, request: Request) -> Response:
@@ -136,9 +139,16 @@ class Emulator:
             database, text = await self._command_body(request)
             if injected := await self._injected("query", database, None):
                 return injected
-            table = await run_in_threadpool(run_query, self.store, database, text)
+            if text.lstrip().startswith("."):
+                # Kusto also answers management commands sent to the query endpoint.
+                context = MgmtContext(self.store, self.storage, database)
+                table = await run_in_threadpool(execute_mgmt, context, text)
+            else:
+                table = await run_in_threadpool(run_query, self.store, database, text)
         except KustoRequestError as error:
             return _error(error)
+        except duckdb.Error as error:
+            return _error(KustoRequestError.bad_request(f"Command failed: {_first_line(error)}"))
         return _json(v2_body(table) if v2 else v1_body(table))
 
     async def streaming_ingest(self, request: Request) -> Response:

@@ -139,3 +139,11 @@ def test_public_sdk_script_creates_ingests_and_reads_back(
         ["bob", "/a"],
         ["cid", "/b"],
     ]
+
+
+def test_management_command_on_the_query_endpoint(
+    kusto_client: KustoClient, database: str, orders: str
+) -> None:
+    result = kusto_client.execute_query(database, ".show tables").primary_results[0]
+
+    assert [row["TableName"] for row in result] == ["Orders"]
