@@ -78,33 +78,6 @@ def duckdb_type(kusto_type: str) -> str:
     return DUCKDB_TYPES[canonical_type(kusto_type)]
 
 
-def kusto_type_of_duckdb(duck_type: str) -> str:
-    """Map a DuckDB result type back to a Kusto type (for query results)."""
-    upper = duck_type.upper()
-    if upper.startswith("DECIMAL"):
-        return "decimal"
-    if upper.startswith("TIMESTAMP") or upper == "DATE":
-        return "datetime"
-    direct = {
-        "VARCHAR": "string",
-        "BIGINT": "long",
-        "HUGEINT": "long",
-        "UBIGINT": "long",
-        "INTEGER": "int",
-        "SMALLINT": "int",
-        "TINYINT": "int",
-        "UINTEGER": "long",
-        "DOUBLE": "real",
-        "FLOAT": "real",
-        "BOOLEAN": "bool",
-        "INTERVAL": "timespan",
-        "TIME": "timespan",
-        "JSON": "dynamic",
-        "UUID": "guid",
-    }
-    return direct.get(upper, "dynamic")
-
-
 # A Kusto timespan literal: [-][d.]hh:mm:ss[.fffffff]
 _TIMESPAN_REGEX = r"^(-?)(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$"
 

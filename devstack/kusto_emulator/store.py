@@ -8,10 +8,11 @@ Layout (the KQL compiler reads it, so it is a contract):
 - `"<db>"."__extents"(extent_id, table_name, tags VARCHAR[], row_count, created)`;
 - `"<db>"."__mappings"(table_name, kind, name, mapping_json)`;
 - `"<db>"."__policies"(entity, policy, enabled)`: streaming ingestion, per table or database
-  (entity '' for the database).
+  (entity '' for the database);
+- `"<db>"."__failures"(...)`: failed queued ingestions, for `.show ingestion failures`.
 
-All access goes through one connection guarded by one lock: DuckDB allows a single writer,
-and the queue worker, streaming ingestion and queries share it.
+All access goes through cursors of one connection, one at a time under one lock: DuckDB
+allows a single writer, and the queue worker, streaming ingestion and queries share it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -30,7 +32,6 @@ import pyarrow as pa
 from devstack.kusto_emulator.errors import KustoRequestError
 from devstack.kusto_emulator.kusto_types import canonical_type, duckdb_type
 
-HIDDEN_COLUMNS = ("__extent_id", "__ingestion_time")
 _SYSTEM_SCHEMAS = {"main", "information_schema", "pg_catalog", "temp"}
 
 
@@ -54,7 +55,7 @@ class Extent:
     table_name: str
     tags: list[str]
     row_count: int
-    created: object
+    created: datetime
 
 
 class KustoStore:
