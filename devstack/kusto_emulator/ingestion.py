@@ -10,6 +10,7 @@ import duckdb
 from devstack.kusto_emulator.formats import (
     SUPPORTED_FORMATS,
     IngestionFailure,
+    MappedColumn,
     build_source,
     default_mapping,
     parse_mapping,
@@ -99,7 +100,12 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
     return IngestionOutcome(extent_id, row_count)
 
 
-def _mapping(store: KustoStore, request: IngestionRequest, format_name: str, columns: list):
+def _mapping(
+    store: KustoStore,
+    request: IngestionRequest,
+    format_name: str,
+    columns: list[tuple[str, str]],
+) -> list[MappedColumn]:
     if request.mapping_reference and request.inline_mapping:
         raise IngestionFailure(
             "BadRequest_DuplicateMapping",

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -341,7 +342,7 @@ class KustoStore:
                 ],
             )
 
-    def failures(self, database: str) -> list[tuple]:
+    def failures(self, database: str) -> list[tuple[Any, ...]]:
         self.require_database(database)
         with self.connection() as con:
             return con.execute(

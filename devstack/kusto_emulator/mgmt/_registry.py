@@ -25,7 +25,9 @@ def unquote_name(name: str) -> str:
 
 def split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside brackets (`['a,b']:string`)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "[":
             depth += 1
