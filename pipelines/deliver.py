@@ -165,8 +165,12 @@ def deliver_range(
     )
     if report.resumed_at > rng.start:
         log.info("%s: Kusto already holds offsets %d-%d", rng, rng.start, report.resumed_at - 1)
-    workdir = options.tempdir / f"{rng.topic}-{rng.partition}-{rng.start}"
-    workdir.mkdir(parents=True, exist_ok=True)
+    options.tempdir.mkdir(parents=True, exist_ok=True)
+    # A directory of this attempt's own: a second sink started by mistake on the same range
+    # and machine must not write into, or clean up, this one's files.
+    workdir = Path(
+        tempfile.mkdtemp(prefix=f"{rng.topic}-{rng.partition}-{rng.start}-", dir=options.tempdir)
+    )
     try:
         delivery = _Delivery(rng, routes, held, read, ingestor, options, workdir, report)
         delivery.run()

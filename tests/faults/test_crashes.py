@@ -1,0 +1,101 @@
+"""Fault matrix rows 1, 2 and 10: a sink killed mid-range, and two sinks racing on a range."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from fault_helpers import FaultSink, Ledger
+
+from pipelines.commit import SinkFenced
+from pipelines.deliver import CRASH_AT_ENV
+from pipelines.errors import CommitConflict
+
+pytestmark = pytest.mark.stack
+
+# A sink process: every planned range, delivered in order.
+SINK_PROCESS = """
+import sys
+from pipelines.config import load_settings
+from pipelines.runtime import SinkRuntime
+with SinkRuntime(load_settings(sys.argv[1])) as runtime:
+    for rng in runtime.plan():
+        runtime.deliver(rng)
+"""
+
+POISON = [(b"{not json", None), (b'{"id": "\xff\xfe"}', None), (None, None)]
+
+
+def run_sink_process(path: Path, crash_at: str | None = None) -> int:
+    env = dict(os.environ)
+    env.pop(CRASH_AT_ENV, None)
+    if crash_at:
+        env[CRASH_AT_ENV] = crash_at
+    done = subprocess.run(
+        [sys.executable, "-c", SINK_PROCESS, str(path)], env=env, timeout=180, check=False
+    )
+    return done.returncode
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "fault"),
+    [
+        ("after_first_submit", "1. SIGKILL after the first blob was queued, before the commit"),
+        ("before_commit", "2. SIGKILL between confirmation and commit"),
+    ],
+)
+def test_a_sink_killed_before_its_commit_delivers_once_when_started_again(
+    fault_sink, ledger: Ledger, crash_at: str, fault: str
+) -> None:
+    sink: FaultSink = fault_sink(partitions=2)
+    records = ledger.events(300)
+    ledger.produce(sink.topics[0], records[:150] + POISON + records[150:], partitions=2)
+
+    assert run_sink_process(sink.path, crash_at) == -signal.SIGKILL
+    with sink.runtime() as runtime:
+        assert all(s.committed is None for s in runtime.partition_states().values())
+
+    assert run_sink_process(sink.path) == 0
+    with sink.runtime() as runtime:
+        row = ledger.check(fault, sink.tables, sink.dead_letter_topics, runtime)
+    assert row["in_dlq"] == len(POISON)
+
+
+def test_two_sinks_on_one_group_commit_a_range_once(fault_sink, ledger: Ledger) -> None:
+    sink: FaultSink = fault_sink(partitions=1)
+    ledger.produce(sink.topics[0], ledger.events(200) + POISON)
+    with sink.runtime() as planner:
+        (rng,) = planner.plan()
+    outcomes: list[BaseException | None] = []
+
+    def one_sink() -> None:
+        try:
+            with sink.runtime() as runtime:
+                runtime.deliver(rng)
+        except BaseException as error:  # noqa: BLE001 - the test looks at every outcome
+            outcomes.append(error)
+        else:
+            outcomes.append(None)
+
+    sinks = [threading.Thread(target=one_sink) for _ in range(2)]
+    for thread in sinks:
+        thread.start()
+    for thread in sinks:
+        thread.join(120)
+
+    assert len(outcomes) == 2 and outcomes.count(None) == 1, outcomes
+    (refused,) = [o for o in outcomes if o is not None]
+    assert isinstance(refused, CommitConflict | SinkFenced), refused
+    with sink.runtime() as runtime:
+        row = ledger.check(
+            "10. two sinks on one group and partition",
+            sink.tables,
+            sink.dead_letter_topics,
+            runtime,
+        )
+    assert row["in_dlq"] == len(POISON)
