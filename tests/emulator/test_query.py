@@ -8,18 +8,11 @@ import io
 
 import httpx
 import pytest
-from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
-from azure.kusto.data.data_format import DataFormat
+from azure.kusto.data import KustoClient
 from azure.kusto.data.exceptions import KustoApiError
 from azure.kusto.data.response import KustoResponseDataSetV1
-from azure.kusto.ingest import (
-    IngestionProperties,
-    ManagedStreamingIngestClient,
-    QueuedIngestClient,
-    StreamDescriptor,
-)
 
-from devstack.kusto_emulator.testing import row_count, wait_for
+from devstack.kusto_emulator import smoke
 from devstack.stack import StackConfig
 
 pytestmark = pytest.mark.stack
@@ -104,41 +97,9 @@ def test_unsupported_kql_is_a_syntax_error(
     assert raised.value.get_api_error().code == "BadRequest_SyntaxError"
 
 
-def test_public_sdk_script_creates_ingests_and_reads_back(
-    kusto_client: KustoClient,
-    queued_client: QueuedIngestClient,
-    kcsb: KustoConnectionStringBuilder,
-    unique_name: str,
-) -> None:
+def test_public_sdk_smoke_script(stack: StackConfig, unique_name: str) -> None:
     """The issue's "done when": database, table, JSON mapping, queued + streaming, KQL."""
-    database = unique_name
-    kusto_client.execute_mgmt("NetDefaultDB", f".create database {database} ifnotexists")
-    kusto_client.execute_mgmt(database, ".create table Clicks (user:string, page:string)")
-    kusto_client.execute_mgmt(
-        database,
-        ".create table Clicks ingestion json mapping 'ClicksJson' "
-        '\'[{"column":"user","Properties":{"Path":"$.u"}},'
-        '{"column":"page","Properties":{"Path":"$.p"}}]\'',
-    )
-    kusto_client.execute_mgmt(database, ".alter table Clicks policy streamingingestion enable")
-    properties = IngestionProperties(
-        database, "Clicks", data_format=DataFormat.JSON, ingestion_mapping_reference="ClicksJson"
-    )
-    queued_client.ingest_from_stream(
-        StreamDescriptor(io.BytesIO(b'{"u": "ann", "p": "/"}\n{"u": "bob", "p": "/a"}')), properties
-    )
-    managed = ManagedStreamingIngestClient(kcsb, kcsb)
-    managed.ingest_from_stream(StreamDescriptor(io.BytesIO(b'{"u": "cid", "p": "/b"}')), properties)
-    managed.close()
-
-    wait_for(lambda: row_count(kusto_client, database, "Clicks") == 3 or None)
-    result = kusto_client.execute_query(database, "Clicks | order by user asc | project user, page")
-
-    assert [row.to_list() for row in result.primary_results[0]] == [
-        ["ann", "/"],
-        ["bob", "/a"],
-        ["cid", "/b"],
-    ]
+    assert smoke.run(stack.kusto_url, unique_name) == smoke.EXPECTED
 
 
 def test_management_command_on_the_query_endpoint(
