@@ -10,6 +10,7 @@ import click
 import dagster as dg
 
 from devstack.cli import devstack
+from pipelines.backfill_cli import backfill
 from pipelines.config import CONFIG_ENV, config_path, import_config, load_settings
 from pipelines.errors import ConfigError, SinkError
 from pipelines.runtime import SinkRuntime
@@ -104,6 +105,7 @@ def drain(config_file: Path | None) -> None:
 
 main.add_command(import_config)
 main.add_command(devstack)
+main.add_command(backfill)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.backfill_job import build_backfill_job
 from pipelines.config import SinkSettings, config_path, load_settings
-from pipelines.jobs import build_job, kafka_asset_key, kusto_asset_key
+from pipelines.jobs import build_job, kusto_asset_key
+from pipelines.metrics import kafka_asset_key
 from resources.sink import SinkResource
 from sensors.lag import build_sensors
 
@@ -45,7 +47,7 @@ def build_definitions(config_path: str) -> dg.Definitions:
     job = build_job(settings)
     return dg.Definitions(
         assets=asset_specs(settings),
-        jobs=[job],
+        jobs=[job, build_backfill_job(settings)],
         sensors=build_sensors(settings, job),
         resources={"sink": SinkResource(config_path=config_path)},
     )

@@ -8,10 +8,13 @@ A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so 
 
 import math
 import re
+from collections.abc import Callable
 
 import dagster as dg
 
+from pipelines import metrics
 from pipelines.config import SinkSettings
+from pipelines.deliver import DeliveryReport
 from pipelines.errors import SinkError
 from pipelines.ingest import Receipt
 from pipelines.plan import OffsetRange
@@ -54,11 +57,7 @@ def kusto_asset_key(database: str, table: str) -> dg.AssetKey:
     return dg.AssetKey(["kusto", database, table])
 
 
-def kafka_asset_key(topic: str) -> dg.AssetKey:
-    return dg.AssetKey(["kafka", topic])
-
-
-def _mapping_key(rng: OffsetRange) -> str:
+def mapping_key(rng: OffsetRange) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{rng.topic}_{rng.partition}_{rng.start}_{rng.end}")
 
 
@@ -66,7 +65,7 @@ def _mapping_key(rng: OffsetRange) -> str:
 def offset_ranges(config: RangesConfig):  # type: ignore[no-untyped-def]
     for r in config.ranges:
         rng = OffsetRange(r.topic, r.partition, r.start, r.end)
-        yield dg.DynamicOutput(rng, mapping_key=_mapping_key(rng))
+        yield dg.DynamicOutput(rng, mapping_key=mapping_key(rng))
 
 
 def _batch_metadata(receipt: Receipt) -> dict[str, object]:
@@ -88,46 +87,76 @@ def _batch_metadata(receipt: Receipt) -> dict[str, object]:
     }
 
 
-def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
+def retry_policy(settings: SinkSettings) -> dg.RetryPolicy:
+    """Step retries of transient errors: exponential back-off spending errors.retry.*."""
     retry = settings.retry
     # Exponential back-off doubles the wait each time: enough attempts to spend the
     # configured total retry time (errors.retry.max.time.ms), at least one.
     attempts = max(1, math.ceil(math.log2(1 + retry.max_time_ms / retry.backoff_ms)))
-
-    @dg.op(
-        name="deliver",
-        description="Read a range, ingest its batches into Kusto, commit once confirmed",
-        retry_policy=dg.RetryPolicy(
-            max_retries=attempts,
-            delay=retry.backoff_ms / 1000,
-            backoff=dg.Backoff.EXPONENTIAL,
-            jitter=dg.Jitter.PLUS_MINUS,
-        ),
+    return dg.RetryPolicy(
+        max_retries=attempts,
+        delay=retry.backoff_ms / 1000,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
     )
-    def deliver(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
-        context.log.info(f"ingest {rng}")
-        try:
-            with sink.runtime() as runtime:
-                report = runtime.deliver(rng)
-        except SinkError as error:
-            if error.transient:
-                raise
-            # Terminal errors (a bad record under behavior.on.error=fail, a commit
-            # conflict) would fail the same way again: no step retry.
-            raise dg.Failure(str(error), allow_retries=False) from error
+
+
+def run_delivery(
+    context: dg.OpExecutionContext,
+    rng: OffsetRange,
+    deliver: Callable[[], list[DeliveryReport]],
+    *,
+    kind: str,
+) -> list[DeliveryReport]:
+    """Run one delivery attempt of ``rng`` and report it: batches, counters, a log line.
+
+    Errors become Dagster's: transient ones are retried by the step's policy, terminal
+    ones (a bad record under behavior.on.error=fail, a commit conflict) fail the step at
+    once, since they would fail the same way again.
+    """
+    try:
+        reports = deliver()
+    except SinkError as error:
+        context.log_event(
+            metrics.delivery_observation(rng, metrics.failed(), kind=kind, error=str(error))
+        )
+        if error.transient:
+            raise
+        raise dg.Failure(str(error), allow_retries=False) from error
+    counters = metrics.Counters()
+    for report in reports:
         for receipt in report.receipts:
             context.log_event(
                 dg.AssetMaterialization(
                     asset_key=kusto_asset_key(receipt.target.database, receipt.target.table),
                     description=f"batch {receipt.batch.batch_id}",
-                    metadata=_batch_metadata(receipt),
+                    metadata={**_batch_metadata(receipt), "retries_used": context.retry_number},
                 )
             )
+        counters.add(metrics.succeeded(report, backfill=kind == "backfill"))
         context.log.info(
-            f"{rng}: {report.rows} rows in {len(report.receipts)} batch(es), "
-            f"{report.dead_lettered} dead-lettered, {report.tombstones_skipped} tombstones "
+            f"{kind} {report.range}: {report.rows} rows in {len(report.receipts)} batch(es), "
+            f"{report.dead_lettered} bad record(s), {report.tombstones_skipped} tombstone(s) "
             f"skipped, resumed at {report.resumed_at}, {report.seconds:.1f}s"
         )
+    context.log_event(metrics.delivery_observation(rng, counters, kind=kind))
+    return reports
+
+
+def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
+    @dg.op(
+        name="deliver",
+        description="Read a range, ingest its batches into Kusto, commit once confirmed",
+        retry_policy=retry_policy(settings),
+    )
+    def deliver(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
+        context.log.info(f"ingest {rng}")
+
+        def attempt() -> list[DeliveryReport]:
+            with sink.runtime() as runtime:
+                return [runtime.deliver(rng)]
+
+        run_delivery(context, rng, attempt, kind="live")
 
     return deliver
 

@@ -1,0 +1,331 @@
+"""Backfills: read a chosen offset or time range again into the configured table or another.
+
+A backfill never touches the sink's consumer group: its ranges are delivered with a
+committer that commits nothing, so the live sink goes on from where it was.
+
+Idempotence rests on the same batch tags as live delivery. Before loading a range into a
+table, the backfill asks that table which batches of the partition it holds and delivers
+only the gaps between them, each gap cut into batches from its own start. Batches the live
+sink cut elsewhere (another flush size, another range start) are therefore never loaded
+twice, and a gap left by a dropped extent is filled with the batch ids the live sink would
+have used for it, when the flush size is the same. ``replace`` first drops every batch that
+overlaps the range, widening the range to those batches' bounds so no offset is lost, and
+then loads it all again ("fix the mapping and reload").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from pipelines.batch import BatchFile
+from pipelines.config import DeadLetterSettings
+from pipelines.dead_letter import DeadLetterTopic
+from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
+from pipelines.errors import ConfigError
+from pipelines.extents import batch_extents, drop_extents
+from pipelines.ingest import IngestTarget, KustoIngestor, Receipt
+from pipelines.plan import OffsetRange, PartitionState, TopicPartition
+from pipelines.read import kafka_error, partition_states, read_range
+from pipelines.records import DeadLetter
+from pipelines.retry import RetryPolicy
+from pipelines.runtime import SinkRuntime
+
+log = logging.getLogger(__name__)
+
+Position = int | datetime
+
+
+def parse_position(text: str) -> Position:
+    """``1000`` (an offset) or an ISO 8601 time (UTC unless it names its zone)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an offset nor an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    """What to read again: ``[start, end)`` of some partitions of a topic, into a table.
+
+    ``end`` of ``None`` is the high watermark when the backfill is planned; ``partitions``
+    of ``None`` every partition; ``table`` of ``None`` the topic's configured table(s), else
+    ``Table`` or ``db.Table`` (the database defaults to the mapping's).
+    """
+
+    topic: str
+    start: Position
+    end: Position | None = None
+    partitions: tuple[int, ...] | None = None
+    table: str | None = None
+    replace: bool = False
+
+    def describe(self) -> str:
+        parts = "all" if self.partitions is None else ",".join(map(str, self.partitions))
+        end = "end" if self.end is None else _show(self.end)
+        into = f" into {self.table}" if self.table else ""
+        return f"{self.topic}[{parts}] {_show(self.start)} to {end}{into}"
+
+
+@dataclass
+class BackfillPlan:
+    """The chunks to deliver, and what ``replace`` dropped before them."""
+
+    ranges: list[OffsetRange]
+    dropped_batches: list[str] = field(default_factory=list)
+
+    @property
+    def offsets(self) -> int:
+        return sum(r.records for r in self.ranges)
+
+
+class NoCommit:
+    """A committer for backfills: the live sink's group offsets stay where they are.
+
+    Dead letters are not written again either: the live sink wrote them when it first
+    read the range; they are only counted.
+    """
+
+    def __init__(self) -> None:
+        self.dead_letters = 0
+
+    def commit(self, rng: OffsetRange, dead_letters: Sequence[tuple[str, DeadLetter]] = ()) -> None:
+        self.dead_letters += len(dead_letters)
+
+
+def routes_for(runtime: SinkRuntime, topic: str, table: str | None) -> list[Route]:
+    """The topic's routes, or its one route pointed at ``table`` (``T`` or ``db.T``)."""
+    routes = runtime.routes(topic)
+    if not routes:
+        raise ConfigError(f"topic {topic} has no mapping in sink {runtime.settings.name}")
+    if table is None:
+        return routes
+    if len(routes) > 1:
+        tables = ", ".join(f"{r.target.database}.{r.target.table}" for r in routes)
+        raise ConfigError(
+            f"topic {topic} feeds several tables ({tables}); a backfill into another table "
+            "needs a topic with one mapping",
+            setting="table",
+        )
+    (route,) = routes
+    database, _, name = table.rpartition(".")
+    target = replace(route.target, database=database or route.target.database, table=name)
+    return [replace(route, target=target)]
+
+
+def plan_backfill(runtime: SinkRuntime, request: BackfillRequest) -> BackfillPlan:
+    """Resolve times to offsets, clip to what the log holds, apply ``replace``, chunk.
+
+    Chunks are at most ``max_range_records`` long, like the live sink's ranges, so each
+    is one run or one step that can be retried on its own.
+    """
+    states = partition_states(runtime.admin, runtime.settings.group_id, [request.topic])
+    wanted = _partitions(request, states)
+    starts = _offsets(runtime.consumer, request.topic, wanted, request.start, states)
+    ends = (
+        {p: states[TopicPartition(request.topic, p)].high for p in wanted}
+        if request.end is None
+        else _offsets(runtime.consumer, request.topic, wanted, request.end, states)
+    )
+    ranges = [
+        OffsetRange(request.topic, p, starts[p], ends[p]) for p in wanted if starts[p] < ends[p]
+    ]
+    plan = BackfillPlan([])
+    if request.replace:
+        for route in routes_for(runtime, request.topic, request.table):
+            ranges, dropped = _drop_overlapping(runtime, route.target, ranges)
+            plan.dropped_batches += dropped
+    plan.ranges = split(ranges, runtime.settings.max_range_records)
+    return plan
+
+
+def split(ranges: Iterable[OffsetRange], max_records: int) -> list[OffsetRange]:
+    """Cut each range into pieces of at most ``max_records`` offsets, from its start."""
+    return [
+        OffsetRange(r.topic, r.partition, s, min(s + max_records, r.end))
+        for r in ranges
+        for s in range(r.start, r.end, max_records)
+    ]
+
+
+def missing_spans(held: Iterable[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` outside every held span (inclusive ``(first, last)``).
+
+    Pure. ``[(0, 99), (200, 299)]`` held and ``[50, 400)`` wanted leave ``[(100, 200),
+    (300, 400)]``, half-open like offset ranges.
+    """
+    gaps: list[tuple[int, int]] = []
+    position = start
+    for first, last in sorted(held):
+        if last < position:
+            continue
+        if first >= end:
+            break
+        if first > position:
+            gaps.append((position, first))
+        position = max(position, last + 1)
+    if position < end:
+        gaps.append((position, end))
+    return gaps
+
+
+def backfill_range(
+    runtime: SinkRuntime, rng: OffsetRange, table: str | None = None
+) -> list[DeliveryReport]:
+    """Deliver the offsets of ``rng`` that the target table(s) do not hold; commit nothing."""
+    settings = runtime.settings
+    reports = []
+    for route in routes_for(runtime, rng.topic, table):
+        target = route.target
+        held = [
+            (e.first_offset, e.last_offset)
+            for e in batch_extents(
+                runtime.query_client, target.database, target.table, rng.topic, rng.partition
+            )
+        ]
+        gaps = missing_spans(held, rng.start, rng.end)
+        skipped = rng.records - sum(end - start for start, end in gaps)
+        if skipped:
+            log.info(
+                "%s: %s.%s already holds %d of its offsets; loading %d gap(s)",
+                rng,
+                target.database,
+                target.table,
+                skipped,
+                len(gaps),
+            )
+        options = DeliveryOptions(
+            flush_size_bytes=settings.flush_size_bytes,
+            on_error=settings.behavior_on_error,
+            # Letters named here go to the committer, which writes none (see NoCommit).
+            dead_letters=_letters_to(settings.dead_letter),
+            misc_dead_letters=_letters_to(settings.misc_dead_letter),
+            retry=RetryPolicy.from_settings(settings.retry),
+            # Apart from the live sink's staging files, which may start at the same offsets.
+            tempdir=settings.tempdir / "backfill" / f"{target.database}.{target.table}",
+        )
+        for start, end in gaps:
+            reports.append(
+                deliver_range(
+                    OffsetRange(rng.topic, rng.partition, start, end),
+                    [route],
+                    read=lambda r: read_range(runtime.consumer, r),
+                    ingestor=cast(KustoIngestor, _FreshBlobNames(runtime.ingestor)),
+                    committer=NoCommit(),
+                    options=options,
+                )
+            )
+    return reports
+
+
+class _FreshBlobNames:
+    """Hands batch files to Kusto under a blob name no earlier load used.
+
+    The ingest SDK names a blob after the batch's source id (derived from its batch id),
+    table and file name, and never overwrites one: loading a batch again after its extent
+    was dropped (a gap, ``replace``) would fail with BlobAlreadyExists.
+    """
+
+    def __init__(self, ingestor: KustoIngestor) -> None:
+        self._ingestor = ingestor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ingestor, name)
+
+    def submit(self, batch: BatchFile, target: IngestTarget) -> Receipt:
+        fresh = batch.path.with_name(f"{uuid.uuid4().hex[:12]}-{batch.path.name}")
+        os.replace(batch.path, fresh)
+        return self._ingestor.submit(replace(batch, path=fresh), target)
+
+
+def _letters_to(settings: DeadLetterSettings | None) -> DeadLetterTopic | None:
+    return DeadLetterTopic(settings.topic) if settings is not None else None
+
+
+def _drop_overlapping(
+    runtime: SinkRuntime, target: IngestTarget, ranges: list[OffsetRange]
+) -> tuple[list[OffsetRange], list[str]]:
+    """Drop the batches overlapping ``ranges`` from ``target``; the ranges widened to them."""
+    widened, dropped = [], []
+    for rng in ranges:
+        extents = [
+            e
+            for e in batch_extents(
+                runtime.query_client, target.database, target.table, rng.topic, rng.partition
+            )
+            if e.last_offset >= rng.start and e.first_offset < rng.end
+        ]
+        start = min([rng.start, *(e.first_offset for e in extents)])
+        end = max([rng.end, *(e.last_offset + 1 for e in extents)])
+        drop_extents(runtime.query_client, target.database, target.table, extents)
+        dropped += sorted({e.batch_id for e in extents})
+        if (start, end) != (rng.start, rng.end):
+            log.info("%s: replacing whole batches, so the range grows to %d-%d", rng, start, end)
+        widened.append(OffsetRange(rng.topic, rng.partition, start, end))
+    log.info("dropped %d batch(es) from %s.%s", len(dropped), target.database, target.table)
+    return widened, dropped
+
+
+def _partitions(
+    request: BackfillRequest, states: dict[TopicPartition, PartitionState]
+) -> list[int]:
+    existing = sorted(tp.partition for tp in states if tp.topic == request.topic)
+    if request.partitions is None:
+        return existing
+    unknown = sorted(set(request.partitions) - set(existing))
+    if unknown:
+        raise ConfigError(
+            f"topic {request.topic} has partitions {existing}, not {unknown}",
+            setting="partitions",
+        )
+    return sorted(set(request.partitions))
+
+
+def _offsets(
+    consumer: Consumer,
+    topic: str,
+    partitions: list[int],
+    position: Position,
+    states: dict[TopicPartition, PartitionState],
+) -> dict[int, int]:
+    """Each partition's offset for ``position``, within what the log holds.
+
+    A time becomes the first offset whose record time is at or after it
+    (``offsets_for_times``); none such means the high watermark.
+    """
+    bounds = {p: states[TopicPartition(topic, p)] for p in partitions}
+    if isinstance(position, int):
+        found = {p: position for p in partitions}
+    else:
+        millis = int(position.timestamp() * 1000)
+        asked = [KafkaTopicPartition(topic, p, millis) for p in partitions]
+        doing = f"looking up offsets for time {position.isoformat()}"
+        try:
+            answers = consumer.offsets_for_times(asked, timeout=10)
+        except KafkaException as error:
+            raise kafka_error(error.args[0], doing, topic, None) from error
+        found = {}
+        for answer in answers:
+            if answer.error is not None:
+                raise kafka_error(answer.error, doing, topic, answer.partition)
+            # -1: no record at or after that time, so the range ends at the log's end.
+            found[answer.partition] = (
+                answer.offset if answer.offset >= 0 else bounds[answer.partition].high
+            )
+    return {p: min(max(found[p], bounds[p].low), bounds[p].high) for p in partitions}
+
+
+def _show(position: Position) -> str:
+    return str(position) if isinstance(position, int) else position.isoformat()

@@ -1,0 +1,108 @@
+"""A topic delivered by the live sink, for backfills to read again.
+
+Records carry explicit times, one second apart from ``BASE_TIME``, so time windows select
+known ids; each is ``{"id": i, "at": ...}`` and lands in tables of ``(id, at)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
+from confluent_kafka import Producer
+
+from devstack.stack import StackConfig
+from pipelines.config import load_settings
+from pipelines.runtime import SinkRuntime
+
+BASE_TIME = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+RECORDS = 600
+PARTITIONS = 2
+_MAPPING = json.dumps(
+    [
+        {"column": "id", "Properties": {"Path": "$.id"}},
+        {"column": "at", "Properties": {"Path": "$.at"}},
+    ]
+)
+
+
+def record_time(i: int) -> datetime:
+    return BASE_TIME + timedelta(seconds=i)
+
+
+def create_table(kusto: KustoClient, db: str, table: str) -> None:
+    kusto.execute_mgmt(db, f".create table {table} (id:long, at:datetime)")
+    kusto.execute_mgmt(db, f".create table {table} ingestion json mapping 'ids' '{_MAPPING}'")
+
+
+def ids_in(kusto: KustoClient, db: str, table: str) -> list[int]:
+    rows = kusto.execute_query(db, f"{table} | project id").primary_results[0]
+    return sorted(int(row["id"]) for row in rows)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A topic of ``RECORDS`` records over ``PARTITIONS`` partitions, all in ``db.Events``."""
+
+    topic: str
+    db: str
+    settings_path: Path
+    write_settings: Callable[..., Path]
+
+    def runtime(self, path: Path | None = None) -> SinkRuntime:
+        return SinkRuntime(load_settings(path or self.settings_path))
+
+
+@pytest.fixture(scope="session")
+def kusto(stack: StackConfig) -> Iterator[KustoClient]:
+    client = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def delivered(stack, kusto, make_topic, unique_name, tmp_path) -> Delivered:
+    topic = make_topic(partitions=PARTITIONS)
+    db = unique_name
+    kusto.execute_mgmt(None, f".create database {db} ifnotexists")
+    create_table(kusto, db, "Events")
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "linger.ms": 20})
+    for i in range(RECORDS):
+        at = record_time(i)
+        value = json.dumps({"id": i, "at": at.isoformat()}).encode()
+        producer.produce(
+            topic, value=value, partition=i % PARTITIONS, timestamp=int(at.timestamp() * 1000)
+        )
+    assert producer.flush(30) == 0
+
+    def write_settings(name: str, **overrides: object) -> Path:
+        settings = {
+            "name": topic,
+            "kafka": {"bootstrap_servers": stack.bootstrap_servers},
+            "kusto": {"ingestion_url": stack.kusto_url},
+            "topics": [topic],
+            "mappings": [
+                {"topic": topic, "db": db, "table": "Events", "format": "json", "mapping": "ids"}
+            ],
+            "value_converter": {"kind": "json"},
+            # About 50 records a batch: ranges of 300 records become several batches.
+            "flush_size_bytes": 2_500,
+            "tempdir": str(tmp_path / "staging"),
+            **overrides,
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        return path
+
+    path = write_settings("live")
+    with SinkRuntime(load_settings(path)) as runtime:
+        for rng in runtime.plan():
+            runtime.deliver(rng)
+    assert ids_in(kusto, db, "Events") == list(range(RECORDS))
+    return Delivered(topic, db, path, write_settings)

@@ -1,0 +1,140 @@
+"""Backfills against the local stack: by offsets and by time, into the live table and into
+another one, ``replace``, and a gap left by a dropped extent; never moving the group's offsets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+from conftest import PARTITIONS, RECORDS, create_table, ids_in, record_time
+
+from pipelines.backfill import BackfillRequest, backfill_range, plan_backfill
+from pipelines.definitions import build_definitions
+from pipelines.extents import batch_extents, drop_extents
+
+pytestmark = pytest.mark.stack
+
+
+def committed(delivered) -> dict[int, int | None]:
+    with delivered.runtime() as runtime:
+        states = runtime.partition_states()
+    return {tp.partition: s.committed for tp, s in states.items()}
+
+
+def backfill(delivered, request: BackfillRequest, settings_path=None) -> int:
+    """Plan and run ``request`` in process; the rows it loaded."""
+    with delivered.runtime(settings_path) as runtime:
+        plan = plan_backfill(runtime, request)
+        reports = [r for rng in plan.ranges for r in backfill_range(runtime, rng, request.table)]
+    return sum(r.rows for r in reports)
+
+
+def test_backfill_of_the_live_table_adds_nothing_even_when_cut_differently(kusto, delivered):
+    before = committed(delivered)
+    # Another flush size and range start: the live sink's batches end elsewhere.
+    other_cuts = delivered.write_settings("other-cuts", flush_size_bytes=7_000)
+    request = BackfillRequest(delivered.topic, start=17)
+    assert backfill(delivered, request, other_cuts) == 0
+    assert ids_in(kusto, delivered.db, "Events") == list(range(RECORDS))
+    assert committed(delivered) == before == {0: RECORDS // 2, 1: RECORDS // 2}
+
+
+def test_a_dropped_extent_is_filled_again_with_the_same_batch_ids(kusto, delivered):
+    extents = batch_extents(kusto, delivered.db, "Events", delivered.topic, 1)
+    lost = sorted(extents, key=lambda e: e.first_offset)[2]
+    drop_extents(kusto, delivered.db, "Events", [lost])
+    assert len(ids_in(kusto, delivered.db, "Events")) == RECORDS - lost.rows
+
+    assert backfill(delivered, BackfillRequest(delivered.topic, start=0)) == lost.rows
+    assert ids_in(kusto, delivered.db, "Events") == list(range(RECORDS))
+    again = {e.batch_id for e in batch_extents(kusto, delivered.db, "Events", delivered.topic)}
+    assert lost.batch_id in again and len(again) == len(
+        batch_extents(kusto, delivered.db, "Events", delivered.topic)
+    )
+
+
+def test_backfill_by_time_into_another_table_from_the_launchpad_config(kusto, delivered):
+    create_table(kusto, delivered.db, "Audit")
+    defs = build_definitions(str(delivered.settings_path))
+    config = {
+        "topic": delivered.topic,
+        "from_time": record_time(100).isoformat(),
+        "to_time": record_time(300).isoformat(),
+        "table": "Audit",
+    }
+    before = committed(delivered)
+    with dg.instance_for_test() as instance:
+        result = defs.get_job_def("backfill").execute_in_process(
+            run_config={"ops": {"plan_backfill": {"config": config}}},
+            instance=instance,
+            resources=defs.resources,
+        )
+    assert result.success
+    assert ids_in(kusto, delivered.db, "Audit") == list(range(100, 300))
+    materialized = result.asset_materializations_for_node("backfill_chunk")
+    assert sum(m.metadata["rows"].value for m in materialized) == 200
+    assert committed(delivered) == before
+    # The same window again: the tags in Audit say it is all there.
+    with dg.instance_for_test() as instance:
+        again = defs.get_job_def("backfill").execute_in_process(
+            run_config={"ops": {"plan_backfill": {"config": config}}},
+            instance=instance,
+            resources=defs.resources,
+        )
+    assert again.success and not again.asset_materializations_for_node("backfill_chunk")
+    assert len(ids_in(kusto, delivered.db, "Audit")) == 200
+
+
+def test_backfill_by_offsets_of_some_partitions(kusto, delivered):
+    create_table(kusto, delivered.db, "Audit")
+    request = BackfillRequest(delivered.topic, 10, 40, partitions=(1,), table="Audit")
+    assert backfill(delivered, request) == 30
+    # Partition 1 holds the odd ids: offset n is id 2n + 1.
+    assert ids_in(kusto, delivered.db, "Audit") == [2 * n + 1 for n in range(10, 40)]
+
+
+def test_replace_drops_whole_overlapping_batches_and_loads_them_again(kusto, delivered):
+    first = sorted(
+        batch_extents(kusto, delivered.db, "Events", delivered.topic, 0),
+        key=lambda e: e.first_offset,
+    )
+    # From inside the second batch to inside the third: both are replaced whole.
+    start, end = first[1].first_offset + 5, first[2].first_offset + 5
+    request = BackfillRequest(delivered.topic, start, end, partitions=(0,), replace=True)
+    with delivered.runtime() as runtime:
+        plan = plan_backfill(runtime, request)
+        assert sorted(plan.dropped_batches) == sorted([first[1].batch_id, first[2].batch_id])
+        (rng,) = plan.ranges
+        assert (rng.start, rng.end) == (first[1].first_offset, first[2].last_offset + 1)
+        loaded = sum(r.rows for r in backfill_range(runtime, rng))
+    assert loaded == first[1].rows + first[2].rows
+    assert ids_in(kusto, delivered.db, "Events") == list(range(RECORDS))
+    after = {e.extent_id for e in batch_extents(kusto, delivered.db, "Events", delivered.topic)}
+    assert first[1].extent_id not in after and first[0].extent_id in after
+    assert len(after) > PARTITIONS
+
+
+def test_cli_backfills_a_time_window_into_a_new_table(kusto, delivered, tmp_path):
+    create_table(kusto, delivered.db, "Audit")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    args = [
+        *("backfill", "-c", str(delivered.settings_path), "--topic", delivered.topic),
+        *("--from", record_time(250).isoformat(), "--to", record_time(400).isoformat()),
+        *("--partitions", "0,1", "--table", "Audit"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "150 offsets in 2 run(s)" in done.stdout
+    assert "backfilled: 150 rows" in done.stdout
+    assert ids_in(kusto, delivered.db, "Audit") == list(range(250, 400))
