@@ -53,9 +53,10 @@ from pipelines.errors import (
 
 log = logging.getLogger(__name__)
 
-# Source ids are derived from batch ids, so every attempt at a batch uses the same id and
-# the blob of a retried batch overwrites its own earlier upload.
-_SOURCE_ID_NAMESPACE = uuid.UUID("5b7f5c1e-2f5e-4d55-9c3a-6f1c2d8e4a10")
+# Each submission gets a source id of its own: the SDK names the blob after it and never
+# overwrites a blob, so a batch submitted again (after a transient failure, or by a replay)
+# needs a new one. A batch's identity lives in its tags; the source id only tells this
+# submission's status apart from an earlier one's.
 _NOT_FOUND = "BadRequest_EntityNotFound"
 _BATCH_TAG = re.compile(
     r"^ingest-by:(?P<topic>[^/]+)/(?P<partition>\d+)/(?P<first>\d+)-(?P<last>\d+)"
@@ -89,10 +90,6 @@ class Receipt:
     @property
     def key(self) -> tuple[IngestTarget, str, int]:
         return self.target, self.batch.topic, self.batch.partition
-
-
-def source_id(batch_id: str) -> uuid.UUID:
-    return uuid.uuid5(_SOURCE_ID_NAMESPACE, batch_id)
 
 
 def resume_offset(spans: Iterable[tuple[int, int]], start: int) -> int:
@@ -173,7 +170,7 @@ class KustoIngestor:
     def submit(self, batch: BatchFile, target: IngestTarget) -> Receipt:
         """Hand one batch file to Kusto (queued, or streaming when the mapping asks)."""
         props = self._properties(batch, target)
-        descriptor = FileDescriptor(str(batch.path), batch.raw_bytes, source_id(batch.batch_id))
+        descriptor = FileDescriptor(str(batch.path), batch.raw_bytes, uuid.uuid4())
         client = self._streaming if target.streaming and self._streaming else self._queued
         what = f"ingesting batch {batch.batch_id} into {target.database}.{target.table}"
         began = time.monotonic()
