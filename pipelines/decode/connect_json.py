@@ -124,6 +124,7 @@ class ConnectEnvelopeDecoder:
             try:
                 payloads[position] = envelope_payload(values[position])
             except NotAnEnvelope as problem:
+                payloads[position] = None
                 problems[position] = str(problem)
         good = [p for p, payload in enumerate(payloads) if payload is not None]
         good_payloads = [payloads[p] for p in good]

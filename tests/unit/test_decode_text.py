@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import orjson
 import pyarrow as pa
@@ -267,3 +268,47 @@ def test_connect_envelopes_after_a_bad_first_record_are_scanned_one_by_one() -> 
         "Tombstone",
         "Tombstone",
     ]
+
+
+def test_connect_envelope_sharing_the_prefix_with_a_broken_payload_is_rejected() -> None:
+    values = [b'{"schema":{},"payload":{"a":1}}', b'{"schema":{},"payload":{"a":[1}}']
+    chunks, dead = make_decoder("json", "json", schemas_enable=True).decode(records(*values))
+    assert chunks[0].offsets == [100]
+    assert reasons(dead)[101].startswith("invalid JSON at byte 30")
+
+
+# -- whole runs agree with records alone (mutation fuzzing, fixed seeds) -----------------
+
+_NOISE = [b"{", b"}", b"[", b"]", b",", b":", b'"', b"null", b"\n", b" ", b"\\", b"\xff", b"1e400"]
+
+
+def _mutated(rnd: random.Random, value: bytes) -> bytes:
+    mutated = bytearray(value)
+    for _ in range(rnd.randrange(1, 4)):
+        position = rnd.randrange(len(mutated) + 1)
+        if rnd.random() < 0.5:
+            mutated[position:position] = rnd.choice(_NOISE)
+        else:
+            del mutated[position : position + rnd.randrange(1, 4)]
+    return bytes(mutated)
+
+
+@pytest.mark.parametrize("schemas_enable", [False, True])
+def test_a_run_is_judged_record_by_record(schemas_enable: bool) -> None:
+    rnd = random.Random(7)
+    decoder = make_decoder("json", "json", schemas_enable=schemas_enable)
+    for _ in range(150):
+        clean = [
+            orjson.dumps({"id": i, "a": [1, None, {"b": True}], "s": "x" * i}) for i in range(4)
+        ]
+        if schemas_enable:
+            clean = [b'{"schema":{"type":"struct"},"payload":' + v + b"}" for v in clean]
+        values = [rnd.choice(clean) if rnd.random() < 0.7 else _mutated(rnd, rnd.choice(clean))]
+        values += [rnd.choice(clean) if rnd.random() < 0.7 else _mutated(rnd, rnd.choice(clean))
+                   for _ in range(rnd.randrange(30))]  # fmt: skip
+        run = records(*values)
+        chunks, _ = decoder.decode(run)
+        together = {offset for chunk in chunks for offset in chunk.offsets}
+        alone = {r.offset() for r in run if decoder.decode([r])[0]}
+        assert together == alone, values
+        assert all(b"\n" not in payload for chunk in chunks for payload in chunk.payloads)
