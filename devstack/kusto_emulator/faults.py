@@ -14,7 +14,8 @@ Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means
 - `{"kind": "refuse_writes"}`: ingestion into the table fails permanently
   (streaming: HTTP 400, queued: failure status), until the faults are cleared.
 
-`DELETE /emulator/faults` clears them all; `GET /emulator/faults` lists the active ones.
+`DELETE /emulator/faults` clears them all (`?database=D`: only those set for D);
+`GET /emulator/faults` lists the active ones.
 """
 
 from __future__ import annotations
@@ -92,9 +93,14 @@ class FaultRegistry:
             expires_at = time.monotonic() + spec.for_seconds if spec.for_seconds else None
             self._faults.append(_Active(spec, spec.count, expires_at))
 
-    def clear(self) -> None:
+    def clear(self, database: str | None = None) -> None:
+        """Remove every fault, or only those set for `database`."""
         with self._lock:
-            self._faults.clear()
+            self._faults = [
+                active
+                for active in self._faults
+                if database is not None and active.spec.database != database
+            ]
 
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:

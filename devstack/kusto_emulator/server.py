@@ -222,8 +222,8 @@ class Emulator:
     async def list_faults(self, _: Request) -> Response:
         return _json({"faults": self.faults.describe()})
 
-    async def clear_faults(self, _: Request) -> Response:
-        self.faults.clear()
+    async def clear_faults(self, request: Request) -> Response:
+        self.faults.clear(request.query_params.get("database"))
         return _json({"faults": []})
 
 

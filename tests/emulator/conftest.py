@@ -40,13 +40,16 @@ def database(kusto_client: KustoClient, unique_name: str) -> str:
 
 
 @pytest.fixture
-def faults(stack: StackConfig) -> Iterator[Callable[..., None]]:
-    """`faults(kind=..., ...)` injects a fault; all faults are cleared after the test."""
+def faults(stack: StackConfig, database: str) -> Iterator[Callable[..., None]]:
+    """`faults(kind=..., ...)` injects a fault scoped to the test's database.
+
+    Scoped, so that other clients of a shared emulator never see it; cleared after the test.
+    """
     control = httpx.Client(base_url=stack.kusto_url, timeout=10)
 
     def inject(**spec: Any) -> None:
-        control.post("/emulator/faults", json=spec).raise_for_status()
+        control.post("/emulator/faults", json={"database": database, **spec}).raise_for_status()
 
     yield inject
-    control.delete("/emulator/faults").raise_for_status()
+    control.delete("/emulator/faults", params={"database": database}).raise_for_status()
     control.close()

@@ -102,7 +102,7 @@ def test_faults_are_scoped_to_their_table(
     faults: Faults,
 ) -> None:
     kusto_client.execute_mgmt(database, ".create table Other (n:long)")
-    faults(kind="refuse_writes", database=database, table="Other")
+    faults(kind="refuse_writes", table="Other")
 
     result = managed_client.ingest_from_stream(
         StreamDescriptor(io.BytesIO(b"1\n2\n")),
@@ -121,7 +121,7 @@ def test_streaming_429_makes_managed_client_fall_back_to_queued(
     faults: Faults,
 ) -> None:
     # The SDK tries streaming three times before it falls back.
-    faults(kind="http", endpoint="ingest", status=429, database=database, table=table, count=3)
+    faults(kind="http", endpoint="ingest", status=429, table=table, count=3)
 
     result = managed_client.ingest_from_stream(
         StreamDescriptor(io.BytesIO(b"1\n2\n3\n")),
@@ -135,7 +135,7 @@ def test_streaming_429_makes_managed_client_fall_back_to_queued(
 def test_refused_writes_fail_streaming_permanently(
     managed_client: ManagedStreamingIngestClient, database: str, table: str, faults: Faults
 ) -> None:
-    faults(kind="refuse_writes", database=database, table=table)
+    faults(kind="refuse_writes", table=table)
 
     with pytest.raises(KustoApiError) as raised:
         managed_client.ingest_from_stream(
@@ -154,7 +154,7 @@ def test_transient_ingestion_failure_then_success(
     faults: Faults,
 ) -> None:
     queues = KustoIngestStatusQueues(queued_client)
-    faults(kind="ingestion", failure="transient", count=1, database=database, table=table)
+    faults(kind="ingestion", failure="transient", count=1, table=table)
 
     _, failures = status_messages(queues, enqueue_csv(queued_client, database, table, b"1\n"))
     successes, _ = status_messages(queues, enqueue_csv(queued_client, database, table, b"2\n"))
@@ -174,7 +174,6 @@ def test_permanent_ingestion_failure_carries_the_chosen_code(
         kind="ingestion",
         failure="permanent",
         error_code="BadRequest_InvalidMapping",
-        database=database,
         table=table,
     )
 
@@ -192,7 +191,7 @@ def test_refused_writes_fail_queued_ingestion(
     table: str,
     faults: Faults,
 ) -> None:
-    faults(kind="refuse_writes", database=database, table=table)
+    faults(kind="refuse_writes", table=table)
 
     _, failures = status_messages(
         KustoIngestStatusQueues(queued_client), enqueue_csv(queued_client, database, table, b"1\n")
@@ -209,7 +208,7 @@ def test_ingestion_delay(
     table: str,
     faults: Faults,
 ) -> None:
-    faults(kind="delay", seconds=2, database=database, table=table)
+    faults(kind="delay", seconds=2, table=table)
 
     started = time.monotonic()
     source_id = enqueue_csv(queued_client, database, table, b"1\n")
@@ -227,7 +226,7 @@ def test_delay_of_one_table_does_not_hold_up_another(
     faults: Faults,
 ) -> None:
     kusto_client.execute_mgmt(database, ".create table Prompt (n:long)")
-    faults(kind="delay", seconds=5, database=database, table=table)
+    faults(kind="delay", seconds=5, table=table)
     queues = KustoIngestStatusQueues(queued_client)
 
     enqueue_csv(queued_client, database, table, b"1\n")
