@@ -38,13 +38,15 @@ def check_delimited_lines(
     joined = b"\n".join(values)
     one_line_each = joined.count(b"\n") == len(values) - 1
     if one_line_each and is_utf8(joined):
-        if delimiter is None or expected_columns is None:
+        if delimiter is None:
             return values, {}
-        separator = delimiter.encode()
+        # Quoted fields must be parsed: a stray quote would make Kusto read the rows after
+        # it as one field, spoiling the whole batch, not one record.
         if b'"' not in joined:
-            wanted = expected_columns - 1
-            counts = [value.count(separator) for value in values]
-            if counts.count(wanted) == len(values):
+            if expected_columns is None:
+                return values, {}
+            counts = [value.count(delimiter.encode()) for value in values]
+            if counts.count(expected_columns - 1) == len(values):
                 return values, {}
     payloads = list(values)
     problems: dict[int, str] = {}

@@ -293,22 +293,34 @@ def _mutated(rnd: random.Random, value: bytes) -> bytes:
     return bytes(mutated)
 
 
-@pytest.mark.parametrize("schemas_enable", [False, True])
-def test_a_run_is_judged_record_by_record(schemas_enable: bool) -> None:
+_JSON_RECORDS = [
+    orjson.dumps({"id": i, "a": [1, None, {"b": True}], "s": "x" * i}) for i in range(4)
+]
+_ENVELOPES = [b'{"schema":{"type":"struct"},"payload":' + v + b"}" for v in _JSON_RECORDS]
+_CSV_ROWS = [b"1,ada,36", b'2,"lovelace, ada",36', b"3,,", b'4,"multi\nline",x', b'5,"q""t",y']
+
+
+@pytest.mark.parametrize(
+    ("kind", "format", "options", "clean"),
+    [
+        ("json", "json", {}, _JSON_RECORDS),
+        ("json", "json", {"schemas_enable": True}, _ENVELOPES),
+        ("string", "csv", {}, _CSV_ROWS),
+        ("string", "csv", {"expected_columns": 3}, _CSV_ROWS),
+    ],
+)
+def test_a_run_is_judged_record_by_record(
+    kind: str, format: str, options: dict, clean: list[bytes]
+) -> None:
     rnd = random.Random(7)
-    decoder = make_decoder("json", "json", schemas_enable=schemas_enable)
+    decoder = make_decoder(kind, format, **options)  # type: ignore[arg-type]
     for _ in range(150):
-        clean = [
-            orjson.dumps({"id": i, "a": [1, None, {"b": True}], "s": "x" * i}) for i in range(4)
+        values = [
+            rnd.choice(clean) if rnd.random() < 0.7 else _mutated(rnd, rnd.choice(clean))
+            for _ in range(rnd.randrange(1, 30))
         ]
-        if schemas_enable:
-            clean = [b'{"schema":{"type":"struct"},"payload":' + v + b"}" for v in clean]
-        values = [rnd.choice(clean) if rnd.random() < 0.7 else _mutated(rnd, rnd.choice(clean))]
-        values += [rnd.choice(clean) if rnd.random() < 0.7 else _mutated(rnd, rnd.choice(clean))
-                   for _ in range(rnd.randrange(30))]  # fmt: skip
         run = records(*values)
         chunks, _ = decoder.decode(run)
         together = {offset for chunk in chunks for offset in chunk.offsets}
         alone = {r.offset() for r in run if decoder.decode([r])[0]}
         assert together == alone, values
-        assert all(b"\n" not in payload for chunk in chunks for payload in chunk.payloads)
