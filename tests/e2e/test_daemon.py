@@ -1,0 +1,117 @@
+"""Sensors and run retries as they run in production: under `dagster-daemon`.
+
+Run retries (`FROM_FAILURE`) exist only in the daemon, so this test starts a real one on a
+temporary instance, lets the sensors launch the runs, makes the first run fail for good
+(Kusto reports every ingestion of its batches as failed), and checks that the daemon's
+retry run delivers every record exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+from e2e_helpers import create_event_table, event
+
+from pipelines.config import load_settings
+from pipelines.jobs import SINK_TAG
+from pipelines.runtime import SinkRuntime
+
+pytestmark = pytest.mark.stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_daemon(home: Path, config: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "KUSTO_SINK_CONFIG": str(config)}
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    return subprocess.Popen(
+        [str(daemon), "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=(home / "daemon.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    # Like `dagster dev`, the daemon shuts down cleanly on SIGINT; then end the group.
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_sensor_runs_and_a_run_retry_deliver_everything_once(
+    stack, kusto, kusto_db, make_topic, produce, write_settings, tmp_path
+):
+    topic = make_topic(partitions=2)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(400)], partitions=2)
+    path = write_settings(
+        topic,
+        [
+            {
+                "topic": topic,
+                "db": kusto_db,
+                "table": "Events",
+                "format": "multijson",
+                "mapping": "events_json",
+            }
+        ],
+        value_converter={"kind": "json"},
+        flush_interval_ms=1000,
+        # Two step retries a few hundred ms apart: the injected failures outlast them.
+        retry={"max_time_ms": 1500, "backoff_ms": 300},
+    )
+    # Every attempt of the first run (2 partitions x 3 tries, one batch each) fails.
+    httpx.post(
+        f"{stack.kusto_url}/emulator/faults",
+        json={"kind": "ingestion", "failure": "transient", "count": 6, "database": kusto_db},
+    ).raise_for_status()
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    daemon = start_daemon(home, path)
+    try:
+        deadline = time.monotonic() + 180
+        count = 0
+        while time.monotonic() < deadline:
+            rows = kusto.execute_query(kusto_db, "Events | count").primary_results[0]
+            count = rows[0]["Count"]
+            if count >= 400:
+                break
+            time.sleep(2)
+        with SinkRuntime(load_settings(path)) as runtime:
+            states = runtime.partition_states()
+    finally:
+        stop_daemon(daemon)
+    log = (home / "daemon.log").read_text(errors="replace")[-3000:]
+    assert count == 400, log
+    assert all(s.committed == s.high for s in states.values()), states
+
+    ids = kusto.execute_query(kusto_db, "Events | summarize dcount(id)").primary_results[0]
+    assert ids[0][0] == 400, "no duplicate rows"
+    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={SINK_TAG: topic}))
+    failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+    retries = [r for r in runs if r.tags.get("dagster/parent_run_id")]
+    assert failed, "the injected failures should have failed the first run"
+    assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in retries), [
+        (r.run_id[:8], r.status, r.tags.get("dagster/parent_run_id")) for r in runs
+    ]
