@@ -29,7 +29,7 @@ from google.protobuf import (
 )
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.descriptor_pool import DescriptorPool
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, SerializeToJsonError
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
@@ -116,15 +116,17 @@ class ProtobufDecoder:
             try:
                 message = writer.message_class(indexes)()
                 message.ParseFromString(value[start:])
-            except (IndexError, DecodeError) as error:
+                # a well-formed message can still hold values JSON cannot carry: a Timestamp
+                # beyond year 9999 (SerializeToJsonError), an Any of an unknown type (TypeError)
+                as_dict = MessageToDict(
+                    message,
+                    preserving_proto_field_name=True,
+                    # Kafka Connect's converter writes proto3 defaults too; so do we
+                    always_print_fields_with_no_presence=True,
+                )
+            except (IndexError, DecodeError, SerializeToJsonError, TypeError) as error:
                 out.reject(records[i], f"Protobuf message of schema id {schema_id}: {error}")
                 continue
-            as_dict = MessageToDict(
-                message,
-                preserving_proto_field_name=True,
-                # Kafka Connect's converter writes proto3 defaults too; so do we
-                always_print_fields_with_no_presence=True,
-            )
             out.add(LINES, offsets[i], orjson.dumps(as_dict))
         return out.result()
 

@@ -245,6 +245,15 @@ def test_protobuf_messages_become_json_lines() -> None:
     assert "registry returned .proto text" in found[4]
 
 
+def test_protobuf_values_json_cannot_carry_are_dead_lettered() -> None:
+    order_class, _ = _classes()
+    order = order_class(id="o-2")
+    order.at.seconds = 10**13  # after year 9999: no RFC 3339 text for it
+    value = framed(3, b"\x00" + order.SerializeToString())
+    _, dead = make_decoder("protobuf", "json", registry=PROTO_SCHEMAS).decode(records(value))
+    assert "Timestamp is not valid" in reasons(dead)[0]
+
+
 @pytest.mark.parametrize("value", [b"\x00\x00\x00\x00\x03", b"\x00\x00\x00\x00\x03\x02"])
 def test_protobuf_truncated_message_indexes_are_dead_lettered(value: bytes) -> None:
     _, dead = make_decoder("protobuf", "json", registry=PROTO_SCHEMAS).decode(records(value))
