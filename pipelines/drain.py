@@ -36,12 +36,14 @@ def drain(
     instance: dg.DagsterInstance,
     *,
     max_runs: int = 1000,
+    max_concurrent: int | None = None,
     on_run: Callable[[list[OffsetRange], dg.DagsterRun], None] = lambda ranges, run: None,
 ) -> DrainProgress:
     """Run the delivery job until every partition's committed offset is its high watermark.
 
     A failed run ends the drain with an error; its ranges stay uncommitted for the next
-    drain or sensor tick.
+    drain or sensor tick. ``max_concurrent`` caps the step processes a run starts at once
+    (Dagster's default: one per CPU).
     """
     job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
     progress = DrainProgress()
@@ -54,7 +56,7 @@ def drain(
             with dg.execute_job(
                 job,
                 instance=instance,
-                run_config=run_config(group),
+                run_config={**run_config(group), **_executor_config(max_concurrent)},
                 tags=run_tags(runtime.settings.name, group),
             ) as result:
                 progress.runs += 1
@@ -66,3 +68,9 @@ def drain(
                     )
             progress.records += sum(r.records for r in group)
     return progress
+
+
+def _executor_config(max_concurrent: int | None) -> dict[str, object]:
+    if max_concurrent is None:
+        return {}
+    return {"execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}}
