@@ -57,7 +57,7 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
 
     Raises IngestionFailure with Kusto's error code when Kusto would refuse the data.
     """
-    if request.database not in store.databases():
+    if not store.has_database(request.database):
         raise IngestionFailure(
             "BadRequest_DatabaseNotExist", f"Database '{request.database}' does not exist."
         )

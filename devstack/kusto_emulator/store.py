@@ -133,9 +133,25 @@ class KustoStore:
             ).fetchall()
         return sorted(name for (name,) in rows if name not in _SYSTEM_SCHEMAS)
 
+    def has_database(self, database: str) -> bool:
+        if database in _SYSTEM_SCHEMAS:
+            return False
+        with self.connection() as con:
+            row = con.execute(
+                "SELECT 1 FROM information_schema.schemata "
+                "WHERE catalog_name = current_database() AND schema_name = ?",
+                [database],
+            ).fetchone()
+        return row is not None
+
     def require_database(self, database: str) -> None:
-        if database not in self.databases():
+        if not self.has_database(database):
             raise KustoRequestError.entity_not_found("Database", database)
+
+    def drop_database(self, database: str) -> None:
+        self.require_database(database)
+        with self.connection() as con:
+            con.execute(f"DROP SCHEMA {quote(database)} CASCADE")
 
     # Tables
 
@@ -151,7 +167,7 @@ class KustoStore:
 
     def columns(self, database: str, table: str) -> list[tuple[str, str]]:
         """The table's (name, Kusto type) columns; raises KeyError if there is no such table."""
-        if database not in self.databases():
+        if not self.has_database(database):
             raise KeyError(table)
         with self.connection() as con:
             row = con.execute(
@@ -325,7 +341,7 @@ class KustoStore:
         error_code: str,
     ) -> None:
         """Keep a failure for `.show ingestion failures` (if the database exists)."""
-        if database not in self.databases():
+        if not self.has_database(database):
             return
         with self.connection() as con:
             con.execute(

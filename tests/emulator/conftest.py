@@ -33,10 +33,11 @@ def queued_client(kcsb: KustoConnectionStringBuilder) -> Iterator[QueuedIngestCl
 
 
 @pytest.fixture
-def database(kusto_client: KustoClient, unique_name: str) -> str:
-    """A fresh database, created through the SDK as a user would."""
+def database(kusto_client: KustoClient, unique_name: str) -> Iterator[str]:
+    """A fresh database, created through the SDK as a user would; dropped afterwards."""
     kusto_client.execute_mgmt("NetDefaultDB", f".create database {unique_name} ifnotexists")
-    return unique_name
+    yield unique_name
+    kusto_client.execute_mgmt("NetDefaultDB", f".drop database {unique_name} ifexists")
 
 
 @pytest.fixture

@@ -128,6 +128,17 @@ def test_create_database_twice_needs_ifnotexists(run: Run) -> None:
     assert [row["DatabaseName"] for row in run(".show databases")] == ["db", "other"]
 
 
+def test_drop_database(run: Run) -> None:
+    run(".create database other ifnotexists")
+
+    run(".drop database other")
+    run(".drop database other ifexists")
+
+    assert [row["DatabaseName"] for row in run(".show databases")] == ["db"]
+    with pytest.raises(KustoRequestError):
+        run(".drop database other")
+
+
 def test_unknown_command_names_itself(run: Run) -> None:
     with pytest.raises(KustoRequestError, match="set-or-append"):
         run(".set-or-append T <| print 1")

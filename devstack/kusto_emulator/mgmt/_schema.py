@@ -78,12 +78,20 @@ def _version(_: MgmtContext, __: re.Match[str]) -> ResultTable:
 )
 def _create_database(context: MgmtContext, match: re.Match[str]) -> ResultTable:
     database = unquote_name(match["db"])
-    if database in context.store.databases() and not match["ifnot"]:
+    if context.store.has_database(database) and not match["ifnot"]:
         raise KustoRequestError.bad_request(f"Database '{database}' already exists.")
     context.store.create_database(database)
     return ResultTable(
         [("DatabaseName", "string"), ("PersistentStorage", "string")], [[database, ""]]
     )
+
+
+@command(rf"\.drop\s+database\s+(?P<db>{NAME})(?P<ifexists>\s+ifexists)?")
+def _drop_database(context: MgmtContext, match: re.Match[str]) -> ResultTable:
+    database = unquote_name(match["db"])
+    if context.store.has_database(database) or not match["ifexists"]:
+        context.store.drop_database(database)
+    return _show_databases(context, match)
 
 
 @command(r"\.show\s+databases")
