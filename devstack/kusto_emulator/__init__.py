@@ -13,8 +13,8 @@ Clients connect with `KustoConnectionStringBuilder.with_no_authentication("http:
 Kusto endpoints (the SDK 6.x wire protocol):
 
 - `POST /v1/rest/mgmt`: `.get ingestion resources`, `.get kusto identity token`,
-  `.show version`, `.create database X [ifnotexists]`, `.show databases`,
-  `.create|.create-merge|.alter-merge table T (c:type, ...)`,
+  `.show version`, `.create database X [ifnotexists]`, `.drop database X [ifexists]`,
+  `.show databases`, `.create|.create-merge|.alter-merge table T (c:type, ...)`,
   `.drop table T [ifexists]`, `.show tables`, `.show table T schema as json|cslschema`,
   `.clear table T data`, `.create[-or-alter] table T ingestion KIND mapping "M" '[...]'`,
   `.show table T ingestion [KIND] mappings`, `.drop table T ingestion KIND mapping "M"`,
