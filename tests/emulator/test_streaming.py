@@ -14,11 +14,13 @@ from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from azure.kusto.data.data_format import DataFormat
 from azure.kusto.data.exceptions import KustoApiError
 from azure.kusto.ingest import (
+    BlobDescriptor,
     IngestionProperties,
     IngestionStatus,
     ManagedStreamingIngestClient,
     StreamDescriptor,
 )
+from azure.storage.blob import BlobClient
 
 from devstack.kusto_emulator.testing import row_count, wait_for
 from devstack.stack import StackConfig
@@ -152,3 +154,27 @@ def test_bad_rows_fail_with_kusto_error_code(
 
     assert raised.value.get_api_error().code == "BadRequest_InvalidBlob"
     assert row_count(kusto_client, database, table) == 0
+
+
+def test_streaming_from_a_blob_reference(
+    kusto_client: KustoClient,
+    managed_client: ManagedStreamingIngestClient,
+    database: str,
+    table: str,
+) -> None:
+    resources = kusto_client.execute_mgmt("NetDefaultDB", ".get ingestion resources")
+    container = next(
+        row["StorageRoot"]
+        for row in resources.primary_results[0]
+        if row["ResourceTypeName"] == "TempStorage"
+    )
+    address, sas = container.split("?", 1)
+    blob_url = f"{address}/{database}-logs.json?{sas}"
+    BlobClient.from_blob_url(blob_url).upload_blob(lines(4))
+
+    result = managed_client.ingest_from_blob(
+        BlobDescriptor(blob_url), json_properties(database, table)
+    )
+
+    assert result.status is IngestionStatus.SUCCESS
+    assert row_count(kusto_client, database, table) == 4
