@@ -107,6 +107,7 @@ class QueueWorker:
         self._faults = faults
         self._scratch_dir = scratch_dir
         self._poll_interval = poll_interval
+        self._storage = storage
         self._ingestion_queue = storage.queue(INGESTION_QUEUE)
         self._success_queue = storage.queue(SUCCESS_QUEUE)
         self._failure_queue = storage.queue(FAILURE_QUEUE)
@@ -127,11 +128,22 @@ class QueueWorker:
         while not self._stop.is_set():
             try:
                 handled = self.poll_once()
+            except ResourceNotFoundError:
+                # Azurite lost its data (a wiped dev stack): bring the queues back.
+                logger.warning("queue %s is gone; creating the queues again", INGESTION_QUEUE)
+                self._recreate_storage()
+                handled = 0
             except AzureError as error:
                 logger.warning("cannot read queue %s: %s", INGESTION_QUEUE, error)
                 handled = 0
             if handled == 0:
                 self._stop.wait(self._poll_interval)
+
+    def _recreate_storage(self) -> None:
+        try:
+            self._storage.ensure_created()
+        except AzureError as error:
+            logger.warning("cannot create the ingestion queues: %s", error)
 
     def poll_once(self) -> int:
         """Handle the messages waiting now; returns how many."""
