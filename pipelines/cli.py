@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import dagster as dg
 
+from bench.cli import bench
 from devstack.cli import devstack
 from pipelines.backfill_cli import backfill
 from pipelines.config import CONFIG_ENV, config_path, import_config, load_settings
@@ -40,7 +41,8 @@ def _runtime(config_file: Path | None) -> tuple[str, SinkRuntime]:
 
 @main.command()
 @config_option
-def validate(config_file: Path | None) -> None:
+@click.option("--reconcile", is_flag=True, help="Also check Kusto's rows of every batch delivered")
+def validate(config_file: Path | None, reconcile: bool) -> None:
     """Check the settings, then that Kafka, its topics and every Kusto table answer."""
     from pipelines.preflight import preflight
 
@@ -54,6 +56,10 @@ def validate(config_file: Path | None) -> None:
         f"ok: sink {settings.name}, group {settings.group_id}, "
         f"{len(settings.mappings)} mapping(s), Kafka and Kusto reachable"
     )
+    if reconcile:
+        from pipelines.reconcile_cli import reconcile_or_fail
+
+        reconcile_or_fail(settings)
 
 
 @main.command()
@@ -84,7 +90,13 @@ def plan(config_file: Path | None) -> None:
 
 @main.command()
 @config_option
-def drain(config_file: Path | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Step processes a run starts at once (default: one per CPU)",
+)
+def drain(config_file: Path | None, workers: int | None) -> None:
     """Launch delivery runs through the Dagster instance until no partition lags."""
     from pipelines.drain import drain as drain_all
 
@@ -97,7 +109,7 @@ def drain(config_file: Path | None) -> None:
 
     with runtime, dg.DagsterInstance.get() as instance:
         try:
-            progress = drain_all(path, runtime, instance, on_run=report)
+            progress = drain_all(path, runtime, instance, max_concurrent=workers, on_run=report)
         except (RuntimeError, SinkError) as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"drained: {progress.records} offsets in {progress.runs} run(s); lag is 0")
@@ -105,6 +117,7 @@ def drain(config_file: Path | None) -> None:
 
 main.add_command(import_config)
 main.add_command(devstack)
+main.add_command(bench)
 main.add_command(backfill)
 
 if __name__ == "__main__":

@@ -13,8 +13,14 @@ from pipelines.backfill_job import build_backfill_job
 from pipelines.config import SinkSettings, config_path, load_settings
 from pipelines.jobs import build_job, kusto_asset_key
 from pipelines.metrics import kafka_asset_key
+from pipelines.reconcile_job import (
+    build_reconcile_checks,
+    build_reconcile_job,
+    build_reconcile_schedule,
+)
 from resources.sink import SinkResource
 from sensors.lag import build_sensors
+from sensors.status import build_status_sensor
 
 
 def asset_specs(settings: SinkSettings) -> list[dg.AssetSpec]:
@@ -45,10 +51,14 @@ def asset_specs(settings: SinkSettings) -> list[dg.AssetSpec]:
 def build_definitions(config_path: str) -> dg.Definitions:
     settings = load_settings(config_path)
     job = build_job(settings)
+    assets = asset_specs(settings)
+    reconcile_job = build_reconcile_job()
     return dg.Definitions(
-        assets=asset_specs(settings),
-        jobs=[job, build_backfill_job(settings)],
-        sensors=build_sensors(settings, job),
+        assets=assets,
+        asset_checks=[build_reconcile_checks([a.key for a in assets if a.key.path[0] == "kusto"])],
+        jobs=[job, build_backfill_job(settings), reconcile_job],
+        sensors=[*build_sensors(settings, job), build_status_sensor(settings)],
+        schedules=[build_reconcile_schedule(reconcile_job)],
         resources={"sink": SinkResource(config_path=config_path)},
     )
 

@@ -102,7 +102,7 @@ def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.Sens
         build_sensor(
             settings,
             job,
-            name=f"{_safe(settings.name)}_interval",
+            name=f"{safe_name(settings.name)}_interval",
             interval_seconds=max(1, settings.flush_interval_ms // 1000),
             trigger=lambda tp, s: 0 < s.lag(reset) < threshold,
             description="Flush partitions with any lag every flush.interval.ms",
@@ -110,7 +110,7 @@ def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.Sens
         build_sensor(
             settings,
             job,
-            name=f"{_safe(settings.name)}_lag",
+            name=f"{safe_name(settings.name)}_lag",
             interval_seconds=5,
             trigger=lambda tp, s: s.lag(reset) >= threshold,
             description=f"Launch runs as soon as a partition is {threshold}+ records behind",
@@ -118,5 +118,6 @@ def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.Sens
     ]
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """The sink name as Dagster allows in definition names."""
     return "".join(c if c.isalnum() else "_" for c in name)

@@ -81,7 +81,7 @@ def delivered(stack, kusto, make_topic, unique_name, tmp_path) -> Delivered:
         )
     assert producer.flush(30) == 0
 
-    def write_settings(name: str, **overrides: object) -> Path:
+    def write_settings(file_name: str, **overrides: object) -> Path:
         settings = {
             "name": topic,
             "kafka": {"bootstrap_servers": stack.bootstrap_servers},
@@ -96,7 +96,7 @@ def delivered(stack, kusto, make_topic, unique_name, tmp_path) -> Delivered:
             "tempdir": str(tmp_path / "staging"),
             **overrides,
         }
-        path = tmp_path / f"{name}.yaml"
+        path = tmp_path / f"{file_name}.yaml"
         path.write_text(yaml.safe_dump(settings))
         return path
 
