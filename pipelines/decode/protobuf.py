@@ -29,12 +29,13 @@ from google.protobuf import (
 )
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.descriptor_pool import DescriptorPool
-from google.protobuf.json_format import MessageToDict, SerializeToJsonError
+from google.protobuf.json_format import SerializeToJsonError
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 from pipelines.decode.base import ChunkAssembler, offsets_of, values_of
 from pipelines.decode.json_text import LINES
+from pipelines.decode.protobuf_json import MessageConverter
 from pipelines.decode.registry import (
     BadWireFormat,
     SchemaCache,
@@ -95,6 +96,7 @@ class ProtobufDecoder:
     def __init__(self, format: str, registry: SchemaLookup) -> None:
         self._format, self._registry = format, registry
         self._schemas = SchemaCache(registry, "PROTOBUF", self._prepare, serialized=True)
+        self._to_json = MessageConverter()
 
     def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
         out = ChunkAssembler(self._format)
@@ -117,14 +119,10 @@ class ProtobufDecoder:
                 message = writer.message_class(indexes)()
                 message.ParseFromString(value[start:])
                 # a well-formed message can still hold values JSON cannot carry: a Timestamp
-                # beyond year 9999 (SerializeToJsonError), an Any of an unknown type (TypeError)
-                as_dict = MessageToDict(
-                    message,
-                    preserving_proto_field_name=True,
-                    # Kafka Connect's converter writes proto3 defaults too; so do we
-                    always_print_fields_with_no_presence=True,
-                )
-            except (IndexError, DecodeError, SerializeToJsonError, TypeError) as error:
+                # beyond year 9999 (ValueError, or SerializeToJsonError when nested), an Any
+                # of an unknown type (TypeError)
+                as_dict = self._to_json.to_dict(message)
+            except (IndexError, DecodeError, SerializeToJsonError, TypeError, ValueError) as error:
                 out.reject(records[i], f"Protobuf message of schema id {schema_id}: {error}")
                 continue
             out.add(LINES, offsets[i], orjson.dumps(as_dict))

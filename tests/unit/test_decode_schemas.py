@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import struct
 
 import fastavro
@@ -258,3 +259,141 @@ def test_protobuf_values_json_cannot_carry_are_dead_lettered() -> None:
 def test_protobuf_truncated_message_indexes_are_dead_lettered(value: bytes) -> None:
     _, dead = make_decoder("protobuf", "json", registry=PROTO_SCHEMAS).decode(records(value))
     assert reasons(dead)[0].startswith("truncated Protobuf message indexes")
+
+
+# -- Protobuf → JSON: the fast converter writes what MessageToDict writes --------------------
+
+
+def _rich_file() -> descriptor_pb2.FileDescriptorProto:
+    """Every scalar type, enums, nesting, repeated, maps, oneof, proto3 optional, WKTs."""
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="rich.proto", package="t", syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto", "google/protobuf/wrappers.proto",
+                    "google/protobuf/struct.proto", "google/protobuf/duration.proto"],
+    )  # fmt: skip
+    file.enum_type.add(name="Color").value.extend(
+        [descriptor_pb2.EnumValueDescriptorProto(name=n, number=i) for i, n in enumerate("RGB")]
+    )
+    rich = file.message_type.add(name="Rich")
+    scalars = ["INT32", "INT64", "UINT32", "UINT64", "SINT32", "SINT64", "FIXED32", "FIXED64",
+               "SFIXED32", "SFIXED64", "FLOAT", "DOUBLE", "BOOL", "STRING", "BYTES"]  # fmt: skip
+    for number, kind in enumerate(scalars, 1):
+        rich.field.add(name=kind.lower(), number=number, type=getattr(f, f"TYPE_{kind}"))
+        rich.field.add(
+            name=f"many_{kind.lower()}", number=100 + number,
+            type=getattr(f, f"TYPE_{kind}"), label=f.LABEL_REPEATED,
+        )  # fmt: skip
+    messages = {"color": ".t.Color", "child": ".t.Rich", "at": ".google.protobuf.Timestamp",
+                "wrapped": ".google.protobuf.Int64Value", "blob": ".google.protobuf.Struct",
+                "took": ".google.protobuf.Duration"}  # fmt: skip
+    for number, (name, type_name) in enumerate(messages.items(), 40):
+        kind = f.TYPE_ENUM if name == "color" else f.TYPE_MESSAGE
+        rich.field.add(name=name, number=number, type=kind, type_name=type_name)
+    rich.field.add(name="children", number=50, type=f.TYPE_MESSAGE, type_name=".t.Rich",
+                   label=f.LABEL_REPEATED)  # fmt: skip
+    rich.field.add(name="colors", number=51, type=f.TYPE_ENUM, type_name=".t.Color",
+                   label=f.LABEL_REPEATED)  # fmt: skip
+    for number, (key, value, value_type) in enumerate(
+        [(f.TYPE_STRING, f.TYPE_INT64, ""), (f.TYPE_INT32, f.TYPE_MESSAGE, ".t.Rich"),
+         (f.TYPE_BOOL, f.TYPE_ENUM, ".t.Color")], 60,
+    ):  # fmt: skip
+        entry = rich.nested_type.add(name=f"M{number}Entry")
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, type=key)
+        entry.field.add(name="value", number=2, type=value)
+        if value_type:
+            entry.field[1].type_name = value_type
+        rich.field.add(name=f"m{number}", number=number, type=f.TYPE_MESSAGE,
+                       type_name=f".t.Rich.M{number}Entry", label=f.LABEL_REPEATED)  # fmt: skip
+    rich.oneof_decl.add(name="choice")
+    rich.field.add(name="a", number=70, type=f.TYPE_STRING, oneof_index=0)
+    rich.field.add(name="c", number=71, type=f.TYPE_INT32, oneof_index=0)
+    rich.oneof_decl.add(name="_opt")
+    rich.field.add(name="opt", number=72, type=f.TYPE_INT32, oneof_index=1, proto3_optional=True)
+    for field in rich.field:
+        if field.label == 0:
+            field.label = f.LABEL_OPTIONAL
+    return file
+
+
+def _random_scalar(rnd: random.Random, kind: str) -> object:
+    specials = [float("nan"), float("inf"), float("-inf"), 0.1, 1e-30, 3.4e38]
+    return {
+        "INT32": lambda: rnd.randrange(-(2**31), 2**31),
+        "SINT32": lambda: rnd.randrange(-(2**31), 2**31),
+        "SFIXED32": lambda: rnd.randrange(-(2**31), 2**31),
+        "INT64": lambda: rnd.randrange(-(2**63), 2**63),
+        "SINT64": lambda: rnd.randrange(-(2**63), 2**63),
+        "SFIXED64": lambda: rnd.randrange(-(2**63), 2**63),
+        "UINT32": lambda: rnd.randrange(2**32),
+        "FIXED32": lambda: rnd.randrange(2**32),
+        "UINT64": lambda: rnd.randrange(2**64),
+        "FIXED64": lambda: rnd.randrange(2**64),
+        "FLOAT": lambda: rnd.choice([*specials, rnd.uniform(-1e6, 1e6)]),
+        "DOUBLE": lambda: rnd.choice([*specials, rnd.uniform(-1e300, 1e300)]),
+        "BOOL": lambda: rnd.random() < 0.5,
+        "STRING": lambda: "".join(rnd.choice('aé€\n"\\') for _ in range(rnd.randrange(4))),
+        "BYTES": lambda: bytes(rnd.randrange(256) for _ in range(rnd.randrange(4))),
+    }[kind]()
+
+
+def _fill(rnd: random.Random, message: ProtoMessage, depth: int) -> None:
+    for field in message.DESCRIPTOR.fields:
+        if rnd.random() < 0.5:
+            continue
+        kind = descriptor_pb2.FieldDescriptorProto.Type.Name(field.type)[5:]
+        name = field.name
+        if name.startswith("m6"):
+            entries = getattr(message, name)
+            for _ in range(rnd.randrange(3)):
+                if name == "m60":
+                    entries[str(rnd.randrange(9))] = rnd.randrange(-(2**63), 2**63)
+                elif name == "m61" and depth < 2:
+                    _fill(rnd, entries[rnd.randrange(-5, 5)], depth + 1)
+                elif name == "m62":
+                    entries[rnd.random() < 0.5] = rnd.randrange(4)  # 3: not a Color
+        elif name in ("child", "children"):
+            if depth < 2:
+                _fill(rnd, message.child if name == "child" else message.children.add(), depth + 1)
+        elif name in ("color", "colors"):
+            value = rnd.randrange(4)
+            getattr(message, name).append(value) if name == "colors" else setattr(
+                message, name, value
+            )
+        elif name == "at":
+            message.at.FromSeconds(rnd.randrange(0, 2**33))
+        elif name == "took":
+            message.took.FromNanoseconds(rnd.randrange(-(10**12), 10**12))
+        elif name == "wrapped":
+            message.wrapped.value = rnd.randrange(-(2**63), 2**63)
+        elif name == "blob":
+            message.blob.update({"k": [1.5, None, "s", {"n": True}]})
+        elif field.is_repeated:
+            getattr(message, name).extend(
+                _random_scalar(rnd, kind) for _ in range(rnd.randrange(3))
+            )
+        else:
+            setattr(message, name, _random_scalar(rnd, kind))
+
+
+def test_fast_protobuf_json_matches_message_to_dict() -> None:
+    from google.protobuf import duration_pb2, struct_pb2, wrappers_pb2
+
+    from pipelines.decode.protobuf_json import MessageConverter, message_to_dict
+
+    pool = DescriptorPool()
+    for module in (timestamp_pb2, wrappers_pb2, struct_pb2, duration_pb2):
+        known = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(known)
+        pool.Add(known)
+    pool.Add(_rich_file())
+    rich_class = GetMessageClass(pool.FindMessageTypeByName("t.Rich"))
+    converter, rnd = MessageConverter(), random.Random(11)
+    for _ in range(300):
+        message = rich_class()
+        _fill(rnd, message, 0)
+        expected = message_to_dict(message)
+        assert orjson.dumps(
+            converter.to_dict(message), option=orjson.OPT_SORT_KEYS
+        ) == orjson.dumps(expected, option=orjson.OPT_SORT_KEYS), message
