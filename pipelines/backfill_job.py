@@ -77,15 +77,22 @@ def backfill_run_config(rng: OffsetRange, table: str | None) -> dict[str, object
 
 
 def backfill_run_tags(sink_name: str, rng: OffsetRange, table: str | None) -> dict[str, str]:
-    """Tags of a one-chunk backfill run: what it does, readable in the runs list.
+    """Tags of a one-chunk backfill run (see :func:`backfill_tags`)."""
+    return backfill_tags(
+        sink_name, rng.key, f"backfill {rng}" + (f" into {table}" if table else "")
+    )
+
+
+def backfill_tags(sink_name: str, partition_key: str, what: str) -> dict[str, str]:
+    """Tags of a backfill run of one partition, saying what it does in the runs list.
 
     No ``kusto-sink/sink`` tag: the live sensors must not count backfills as busy
     partitions, since a backfill never moves the group's offsets.
     """
     return {
         BACKFILL_TAG: sink_name,
-        PARTITIONS_TAG: rng.key,
-        RANGE_TAG: f"backfill {rng}" + (f" into {table}" if table else ""),
+        PARTITIONS_TAG: partition_key,
+        RANGE_TAG: what,
         "dagster/max_retries": str(RUN_RETRIES),
         "dagster/retry_strategy": "FROM_FAILURE",
     }

@@ -2,7 +2,9 @@
 
 The sink's settings file is named by ``KUSTO_SINK_CONFIG`` (YAML, or a Kafka Connect
 .properties/.json file). Its topics and tables become assets, its retry settings the
-step retry policy, its flush interval the interval sensor's tick.
+step retry policy, its flush interval the interval sensor's tick. Scheduled backfills are
+listed in the file named by ``KUSTO_SINK_BACKFILL_SCHEDULES`` (see
+:mod:`sensors.backfill_schedules`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pipelines.reconcile_job import (
     build_reconcile_schedule,
 )
 from resources.sink import SinkResource
+from sensors.backfill_schedules import build_backfill_schedule, load_schedules
 from sensors.lag import build_sensors
 from sensors.status import build_status_sensor
 
@@ -53,12 +56,16 @@ def build_definitions(config_path: str) -> dg.Definitions:
     job = build_job(settings)
     assets = asset_specs(settings)
     reconcile_job = build_reconcile_job()
+    backfill_job = build_backfill_job(settings)
     return dg.Definitions(
         assets=assets,
         asset_checks=[build_reconcile_checks([a.key for a in assets if a.key.path[0] == "kusto"])],
-        jobs=[job, build_backfill_job(settings), reconcile_job],
+        jobs=[job, backfill_job, reconcile_job],
         sensors=[*build_sensors(settings, job), build_status_sensor(settings)],
-        schedules=[build_reconcile_schedule(reconcile_job)],
+        schedules=[
+            build_reconcile_schedule(reconcile_job),
+            *(build_backfill_schedule(s, settings, backfill_job) for s in load_schedules()),
+        ],
         resources={"sink": SinkResource(config_path=config_path)},
     )
 
