@@ -32,7 +32,11 @@ def row_count(client: KustoClient, database: str, table: str) -> int:
 def status_messages(
     queues: KustoIngestStatusQueues, source_id: str, timeout: float = 20.0
 ) -> tuple[list[Any], list[Any]]:
-    """Pop status messages until one names `source_id`; returns (successes, failures) for it."""
+    """Pop status messages until one names `source_id`; returns (successes, failures) for it.
+
+    Popping deletes the other messages it meets too, as `KustoIngestStatusQueues` does:
+    use it only where no other client waits on the same status queues.
+    """
     successes: list[Any] = []
     failures: list[Any] = []
 
