@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -68,7 +69,9 @@ class Emulator:
         self.store = KustoStore(data_dir)
         self.faults = FaultRegistry()
         self.scratch_dir = data_dir / "scratch"
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        # Left over only if an earlier run was killed mid-ingestion.
+        shutil.rmtree(self.scratch_dir, ignore_errors=True)
+        self.scratch_dir.mkdir(parents=True)
         self.storage = (
             StorageResources(storage_connection_string) if storage_connection_string else None
         )
