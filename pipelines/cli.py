@@ -15,6 +15,7 @@ from pipelines.backfill_cli import backfill
 from pipelines.config import CONFIG_ENV, config_path, import_config, load_settings
 from pipelines.errors import ConfigError, SinkError
 from pipelines.runtime import SinkRuntime
+from pipelines.status_cli import status
 
 config_option = click.option(
     "-c",
@@ -119,6 +120,7 @@ main.add_command(import_config)
 main.add_command(devstack)
 main.add_command(bench)
 main.add_command(backfill)
+main.add_command(status)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,14 +11,18 @@ import time
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Producer
 from conftest import RECORDS, create_table
 
+from pipelines.backfill_job import backfill_run_tags
 from pipelines.definitions import build_definitions
 from pipelines.extents import batch_extents, drop_extents
 from pipelines.jobs import kusto_asset_key, run_config
 from pipelines.metrics import kafka_asset_key
+from pipelines.plan import OffsetRange
 from pipelines.reconcile_job import CHECK_NAME
+from pipelines.status_cli import status
 
 pytestmark = pytest.mark.stack
 
@@ -128,3 +132,32 @@ def test_status_sensor_records_lag_age_and_counters(stack, kusto, delivered, hom
     assert 60 <= meta["oldest_undelivered_age_s"] < 120
     # Counted once: the cursor remembers where the first tick stopped.
     assert meta["total_records_written"] == 200
+
+
+def test_status_command_shows_lag_counters_and_run_progress(kusto, delivered, home):
+    create_table(kusto, delivered.db, "Audit")
+    defs = build_definitions(str(delivered.settings_path))
+    config = {"topic": delivered.topic, "from_offset": 0, "to_offset": 50, "table": "Audit"}
+    with instance_at(home) as instance:
+        run_config = {"ops": {"plan_backfill": {"config": config}}}
+        assert (
+            defs.get_job_def("backfill")
+            .execute_in_process(run_config=run_config, instance=instance, resources=defs.resources)
+            .success
+        )
+        # A run in flight, nothing materialized yet.
+        queued = instance.create_run_for_job(
+            defs.get_job_def("backfill"),
+            run_config=run_config,
+            tags=backfill_run_tags(delivered.topic, OffsetRange(delivered.topic, 0, 0, 50), None),
+            status=dg.DagsterRunStatus.STARTED,
+        )
+    shown = CliRunner().invoke(status, ["-c", str(delivered.settings_path)])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[0]: line.split() for line in shown.output.splitlines() if line}
+    # committed, high, lag, lag bytes, oldest, written, failed, dead, attempts, ok, errors
+    assert lines[f"{delivered.topic}[1]"][1:4] == ["300", "300", "0"]
+    assert lines[f"{delivered.topic}[1]"][6] == "50"
+    assert lines["total"][1:5] == ["0", "0", "-", "100"]  # lag, bytes, oldest, written
+    assert f"run {queued.run_id[:8]} backfill {delivered.topic}[0] 0-50" in shown.output
+    assert "[..............................]   0% 0/50" in shown.output
