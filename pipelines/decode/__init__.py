@@ -60,7 +60,6 @@ __all__ = [
     "Tombstone",
     "UnknownSchema",
     "WriterSchema",
-    "formats_for",
     "make_decoder",
 ]
 
@@ -77,11 +76,6 @@ _FORMATS: dict[str, tuple[str, ...]] = {
     "bytes": (*FILE_CHECKS, *_JSON_FORMATS, *DELIMITERS),
 }
 _NEEDS_REGISTRY = ("avro", "json_schema", "protobuf")
-
-
-def formats_for(kind: str) -> tuple[str, ...]:
-    """The Kusto formats a converter kind can produce (empty for an unknown kind)."""
-    return _FORMATS.get(kind, ())
 
 
 def make_decoder(
