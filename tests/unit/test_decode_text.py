@@ -324,3 +324,12 @@ def test_a_run_is_judged_record_by_record(
         together = {offset for chunk in chunks for offset in chunk.offsets}
         alone = {r.offset() for r in run if decoder.decode([r])[0]}
         assert together == alone, values
+
+
+def test_the_public_interface_is_what_all_lists() -> None:
+    import pipelines.decode as decode
+
+    assert all(hasattr(decode, name) for name in decode.__all__)
+    assert {"make_decoder", "Decoder", "Tombstone", "SchemaRegistryUnavailable"} <= set(
+        decode.__all__
+    )
