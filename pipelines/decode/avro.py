@@ -173,8 +173,7 @@ def _inline(node: Any, named: dict[str, Any], defined: set[str], namespace: str)
         full = node if "." in node or not namespace else f"{namespace}.{node}"
         full = full if full in named else node
         if full in named and full not in defined:
-            defined.add(full)
-            return _inline(named[full], named, defined, "")
+            return _inline(named[full], named, defined, "")  # defines it, see below
         return full if full in named else node
     if isinstance(node, list):
         return [_inline(branch, named, defined, namespace) for branch in node]
@@ -183,6 +182,8 @@ def _inline(node: Any, named: dict[str, Any], defined: set[str], namespace: str)
     copy = dict(node)
     if copy.get("type") in ("record", "error", "enum", "fixed"):
         full, namespace = _full_name(copy, namespace)
+        if full in defined and full in named:  # already written out at an earlier use
+            return full
         defined.add(full)
     elif isinstance(copy.get("type"), list | dict | str) and copy.get("type") not in (
         "array",

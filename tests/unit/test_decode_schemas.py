@@ -143,6 +143,26 @@ def test_avro_schema_with_references_becomes_standalone() -> None:
     }
 
 
+def test_avro_referenced_type_used_before_its_enclosing_type_is_defined_once() -> None:
+    kind = {"type": "enum", "name": "Kind", "symbols": ["HOME", "WORK"]}
+    address = {"type": "record", "name": "Address", "namespace": "geo",
+               "fields": [{"name": "kind", "type": kind}]}  # fmt: skip
+    person = {"type": "record", "name": "Person", "fields": [
+        {"name": "k", "type": "geo.Kind"}, {"name": "a", "type": "geo.Address"}]}  # fmt: skip
+    registry = MappingLookup(
+        {8: WriterSchema("AVRO", json.dumps(person), (SchemaReference("geo", "geo", 1),))},
+        {("geo", 1): ("AVRO", json.dumps(address))},
+    )
+    body = b"\x02\x00"  # k = WORK, a.kind = HOME
+    chunks, dead = make_decoder("avro", "avro", registry=registry).decode(records(framed(8, body)))
+    assert dead == []
+    standalone = fastavro.parse_schema(json.loads(chunks[0].framing.schema_json))
+    assert fastavro.schemaless_reader(io.BytesIO(body), standalone, None) == {
+        "k": "WORK",
+        "a": {"kind": "HOME"},
+    }
+
+
 # -- JSON Schema --------------------------------------------------------------------------
 
 JSON_SCHEMA = {
