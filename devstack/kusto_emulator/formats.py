@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import polars
 import pyarrow as pa
 import pyarrow.orc
 import pyarrow.parquet
 
+from devstack.kusto_emulator import avro
 from devstack.kusto_emulator.kusto_types import text_to_type_sql, value_to_type_sql
 from devstack.kusto_emulator.store import literal, quote
 
 _CSV_DELIMITERS = {"csv": ",", "tsv": "\t", "tsve": "\t", "psv": "|", "scsv": ";", "sohsv": "\x01"}
 _JSON_FORMATS = {"json", "multijson", "singlejson"}
-_COLUMNAR_FORMATS = {"avro", "apacheavro", "parquet", "orc"}
+_AVRO_FORMATS = {"avro", "apacheavro"}
+_COLUMNAR_FORMATS = {*_AVRO_FORMATS, "parquet", "orc"}
 SUPPORTED_FORMATS = frozenset({*_CSV_DELIMITERS, *_JSON_FORMATS, *_COLUMNAR_FORMATS, "txt"})
 _ARROW_SOURCE = "__ingest_source"
 # A null marker no CSV contains: Kusto keeps empty CSV fields as empty strings.
@@ -135,6 +136,8 @@ def build_source(
         return _json_source(path, format_name, by_column, columns, compressed)
     if format_name in _CSV_DELIMITERS or format_name == "txt":
         return _csv_source(path, format_name, by_column, columns, compressed, ignore_first_record)
+    if format_name in _AVRO_FORMATS:
+        return _avro_source(path, format_name, by_column, columns)
     if format_name in _COLUMNAR_FORMATS:
         return _columnar_source(path, format_name, by_column, columns)
     raise IngestionFailure(
@@ -197,6 +200,20 @@ def _json_source(
     columns: list[tuple[str, str]],
     compressed: bool,
 ) -> Source:
+    # Kusto skips malformed lines of `json`, but fails a malformed `multijson` blob.
+    layout = "'newline_delimited', ignore_errors = true" if format_name == "json" else "'auto'"
+    reader = (
+        f"read_json_objects({literal(str(path))}, format = {layout}, "
+        f"compression = {literal('gzip' if compressed else 'none')}, "
+        "maximum_object_size = 67108864)"
+    )
+    return Source(_json_select(reader, by_column, columns))
+
+
+def _json_select(
+    records: str, by_column: dict[str, MappedColumn], columns: list[tuple[str, str]]
+) -> str:
+    """The SELECT mapping JSON records (`records` yields a `json` column) to the columns."""
     # Each record is parsed twice at most: once for all text values, once for all dynamic
     # ones (a path per column would parse it once per column).
     text_paths: list[str] = []
@@ -219,15 +236,8 @@ def _json_source(
         extracted.append(f"json_extract_string(json, {_sql_list(text_paths)}) AS __text")
     if dynamic_paths:
         extracted.append(f"json_extract(json, {_sql_list(dynamic_paths)}) AS __dynamic")
-    # Kusto skips malformed lines of `json`, but fails a malformed `multijson` blob.
-    layout = "'newline_delimited', ignore_errors = true" if format_name == "json" else "'auto'"
-    reader = (
-        f"read_json_objects({literal(str(path))}, format = {layout}, "
-        f"compression = {literal('gzip' if compressed else 'none')}, "
-        "maximum_object_size = 67108864)"
-    )
-    records = f"(SELECT {', '.join(extracted)} FROM {reader} WHERE json IS NOT NULL)"
-    return Source(_select(columns, expressions, records))
+    parsed = f"(SELECT {', '.join(extracted)} FROM {records} WHERE json IS NOT NULL)"
+    return _select(columns, expressions, parsed)
 
 
 def _sql_list(values: list[str]) -> str:
@@ -273,7 +283,31 @@ def _read_columnar(path: Path, format_name: str) -> pa.Table:
         return pyarrow.orc.read_table(str(path))
     if format_name == "parquet":
         return pyarrow.parquet.read_table(str(path))
-    return polars.read_avro(path).to_arrow()
+    return avro.read_arrow(path)
+
+
+def _avro_source(
+    path: Path,
+    format_name: str,
+    by_column: dict[str, MappedColumn],
+    columns: list[tuple[str, str]],
+) -> Source:
+    try:
+        schema = avro.writer_schema(path)
+    except Exception as error:  # noqa: BLE001 - any reader error means the blob is not Avro
+        raise IngestionFailure(
+            "BadRequest_InvalidBlob", f"the blob is not valid {format_name}: {error}"
+        ) from None
+    if avro.arrow_readable(schema):
+        return _columnar_source(path, format_name, by_column, columns)
+    try:
+        records = avro.read_json_records(path)
+    except Exception as error:  # noqa: BLE001 - a corrupt block past the header
+        raise IngestionFailure(
+            "BadRequest_InvalidBlob", f"the blob is not valid {format_name}: {error}"
+        ) from None
+    select = _json_select(quote(_ARROW_SOURCE), by_column, columns)
+    return Source(select, {_ARROW_SOURCE: records})
 
 
 def _column_reference(path: str) -> str:

@@ -334,3 +334,47 @@ def test_unsupported_transform_is_refused(store: KustoStore, tmp_path: Path) -> 
         )
 
     assert raised.value.error_code == "BadRequest_InvalidMapping"
+
+
+def test_avro_with_maps_and_unions_is_read_record_by_record(
+    store: KustoStore, tmp_path: Path
+) -> None:
+    store.create_table(
+        "db",
+        "T",
+        [("id", "long"), ("attrs", "dynamic"), ("either", "string"), ("raw", "string")],
+        merge=False,
+    )
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "attrs", "type": {"type": "map", "values": "long"}},
+            {"name": "either", "type": ["null", "long", "string"]},
+            {"name": "raw", "type": "bytes"},
+        ],
+    }
+    path = tmp_path / "mixed.avro"
+    with path.open("wb") as stream:
+        fastavro.writer(
+            stream,
+            schema,
+            [
+                {"id": 1, "attrs": {"a": 1}, "either": 5, "raw": b"\x00\x01"},
+                {"id": 2, "attrs": {}, "either": "five", "raw": b""},
+            ],
+        )
+
+    ingest_file(store, IngestionRequest("db", "T", "avro"), path)
+
+    assert table_rows(store, "T") == [(1, '{"a":1}', "5", "AAE="), (2, "{}", "five", "")]
+
+
+def test_corrupt_avro_is_an_invalid_blob(store: KustoStore, tmp_path: Path) -> None:
+    store.create_table("db", "T", [("id", "long")], merge=False)
+
+    with pytest.raises(IngestionFailure) as raised:
+        ingest_file(store, IngestionRequest("db", "T", "avro"), write(tmp_path, b"Obj\x01garbage"))
+
+    assert raised.value.error_code == "BadRequest_InvalidBlob"
