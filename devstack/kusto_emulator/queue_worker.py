@@ -136,6 +136,9 @@ class QueueWorker:
             except AzureError as error:
                 logger.warning("cannot read queue %s: %s", INGESTION_QUEUE, error)
                 handled = 0
+            except Exception:  # noqa: BLE001 - the worker thread must outlive any bug
+                logger.exception("queue worker error; going on")
+                handled = 0
             if handled == 0:
                 self._stop.wait(self._poll_interval)
 
