@@ -4,9 +4,10 @@ One record is one row. The run is checked at once (newline count, one UTF-8 deco
 C-speed delimiter count per record when the column count is known); only records that fail,
 or that contain quotes, are parsed with the ``csv`` module.
 
-Newlines: a producer's line terminator at the end of a record is dropped. A newline inside a
-quoted field is kept: Kusto's CSV parser reads quoted newlines (RFC 4180), so the row stays
-one row. A newline outside quotes would make two rows of one record: dead-lettered.
+Newlines (``\n``, ``\r\n`` or a lone ``\r``: each ends a row for Kusto): a producer's line
+terminator at the end of a record is dropped. A newline inside a quoted field is kept: Kusto's
+CSV parser reads quoted newlines (RFC 4180), so the row stays one row. A newline outside
+quotes would make two rows of one record: dead-lettered.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def check_delimited_lines(
 ) -> tuple[list[bytes], dict[int, str]]:
     """Payloads for ``values`` and the reason of each bad index (see the module doc)."""
     joined = b"\n".join(values)
-    one_line_each = joined.count(b"\n") == len(values) - 1
+    # Kusto ends a row at \n, \r\n or a lone \r
+    one_line_each = joined.count(b"\n") == len(values) - 1 and b"\r" not in joined
     if one_line_each and is_utf8(joined):
         if delimiter is None:
             return values, {}
@@ -62,21 +64,19 @@ def check_delimited_lines(
 def _check_row(
     value: bytes, delimiter: str | None, expected_columns: int | None
 ) -> tuple[bytes, str | None]:
-    payload = value[:-1] if value.endswith(b"\n") else value
-    payload = payload[:-1] if value.endswith(b"\r\n") else payload
+    payload = _without_line_end(value)
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as bad:
         return payload, f"invalid UTF-8 at byte {bad.start}"
     if delimiter is None:
-        if "\n" in text:
-            return payload, f"text record spans {text.count(chr(10)) + 1} lines"
+        if _lines(text) > 1:
+            return payload, f"text record spans {_lines(text)} lines"
         return payload, None
     if '"' not in text:
-        if "\n" in text:
+        if _lines(text) > 1:
             return payload, (
-                f"CSV record spans {text.count(chr(10)) + 1} rows; "
-                "only quoted fields may contain newlines"
+                f"CSV record spans {_lines(text)} rows; only quoted fields may contain newlines"
             )
         columns = text.count(delimiter) + 1
     else:
@@ -90,6 +90,18 @@ def _check_row(
     if expected_columns is not None and columns != expected_columns:
         return payload, f"CSV record has {columns} columns, expected {expected_columns}"
     return payload, None
+
+
+def _without_line_end(value: bytes) -> bytes:
+    """The record without the line terminator a producer may have left at its end."""
+    for end in (b"\r\n", b"\n", b"\r"):
+        if value.endswith(end):
+            return value[: -len(end)]
+    return value
+
+
+def _lines(text: str) -> int:
+    return text.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
 
 
 class DelimitedTextDecoder:

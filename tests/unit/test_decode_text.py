@@ -151,10 +151,11 @@ def test_csv_wrong_column_count_and_bad_bytes_are_dead_lettered() -> None:
 
 
 def test_csv_newlines_quoted_kept_unquoted_rejected_trailing_dropped() -> None:
-    values = [b'1,"two\nlines",x', b"2,a,b\r\n", b"3,a,b\n4,c,d"]
+    values = [b'1,"two\nlines",x', b"2,a,b\r\n", b"3,a,b\n4,c,d", b"5,a,b\r6,c,d", b"7,a,b\r"]
     chunks, dead = make_decoder("string", "csv", expected_columns=3).decode(records(*values))
-    assert chunks[0].payloads == [b'1,"two\nlines",x', b"2,a,b"]
+    assert chunks[0].payloads == [b'1,"two\nlines",x', b"2,a,b", b"7,a,b"]
     assert reasons(dead)[102].startswith("CSV record spans 2 rows")
+    assert reasons(dead)[103].startswith("CSV record spans 2 rows")
 
 
 def test_csv_without_expected_columns_checks_lines_and_utf8_only() -> None:
