@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.decode.base import ChunkAssembler, offsets_of, values_of
-from pipelines.decode.json_text import LINES, check_json_lines, json_kind
+from pipelines.decode.json_text import LINES, check_json_lines, json_kind, one_line
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
 
 _ENVELOPE_KEYS = {"schema", "payload"}
@@ -53,8 +53,7 @@ def envelope_payload(value: bytes) -> bytes | None:
         return None
     if not isinstance(payload, dict):
         raise NotAnEnvelope(f"the envelope's payload is a JSON {json_kind(payload)}, not an object")
-    # a newline in valid JSON is whitespace between tokens: a space does the same job
-    return text[start:end].replace("\n", " ").encode("utf-8")
+    return one_line(text[start:end].encode("utf-8"))
 
 
 def _top_level_fields(text: str) -> dict[str, tuple[Any, int, int]]:

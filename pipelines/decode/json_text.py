@@ -6,9 +6,10 @@ fails is looked at record by record, to find the bad ones. A record is good when
 JSON object in valid UTF-8, exactly what pyarrow accepts as one row: the per-record path
 asks orjson first (fast) and, for what orjson rejects, pyarrow alone, so both paths agree.
 
-A newline inside a valid JSON text can only be whitespace between tokens (raw newlines in
-strings are invalid), so a pretty-printed record becomes one line by replacing its
-newlines with spaces: no re-serialization, numbers and key order stay as they were.
+A line break (``\n`` or ``\r``) inside a valid JSON text can only be whitespace between
+tokens (raw control characters in strings are invalid), so a pretty-printed record becomes
+one line by replacing its line breaks with spaces: no re-serialization, numbers and key
+order stay as they were.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ def _check_each(
         reason = json_object_problem(value)
         if reason is not None:
             problems[i] = reason
-        elif b"\n" in value:
-            payloads[i] = value.replace(b"\n", b" ")
+        elif b"\n" in value or b"\r" in value:
+            payloads[i] = one_line(value)
+
+
+def one_line(json_text: bytes) -> bytes:
+    """Valid JSON text on one line: its line breaks can only be whitespace between tokens."""
+    return json_text.replace(b"\r\n", b" ").replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 def json_object_problem(value: bytes) -> str | None:
@@ -91,7 +97,7 @@ def json_object_problem(value: bytes) -> str | None:
 def _all_good(values: list[bytes]) -> bool:
     joined = b"\n".join(values)
     lines = len(values)
-    if joined.count(b"\n") != lines - 1:  # some record spans several lines
+    if joined.count(b"\n") != lines - 1 or b"\r" in joined:  # a record spans several lines
         return False
     if not joined.startswith(b"{") or joined.count(b"\n{") != lines - 1:
         return False  # some line does not open an object: see _pyarrow_rows

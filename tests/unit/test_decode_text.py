@@ -98,11 +98,11 @@ def test_json_non_objects_are_dead_lettered_wherever_they_are(poison: bytes) -> 
 
 
 def test_json_pretty_printed_record_becomes_one_line() -> None:
-    pretty = b'{\n  "a": 1,\n  "text": "two words"\n}\n'
+    pretty = b'{\r\n  "a": 1,\n  "text": "two words"\r}\n'
     chunks, dead = make_decoder("json", "json").decode(records(b'{"x": 0}', pretty))
     assert dead == []
     payload = chunks[0].payloads[1]
-    assert b"\n" not in payload
+    assert b"\n" not in payload and b"\r" not in payload
     assert orjson.loads(payload) == {"a": 1, "text": "two words"}
 
 
