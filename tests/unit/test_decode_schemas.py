@@ -7,6 +7,7 @@ import io
 import json
 import random
 import struct
+from pathlib import Path
 
 import fastavro
 import orjson
@@ -417,3 +418,26 @@ def test_fast_protobuf_json_matches_message_to_dict() -> None:
         assert orjson.dumps(
             converter.to_dict(message), option=orjson.OPT_SORT_KEYS
         ) == orjson.dumps(expected, option=orjson.OPT_SORT_KEYS), message
+
+
+def test_avro_chunks_become_container_files_that_read_back(tmp_path: Path) -> None:
+    """The contract with the batch writer: framing schema + unchanged bodies = a valid file."""
+    from pipelines.batch import BatchWriter
+
+    users = [{"name": f"u{i}", "age": i} for i in range(50)]
+    values = [framed(1, avro_body(USER, user)) for user in users]
+    values[10] = framed(2, avro_body(CLICK, {"url": "/x"}))
+    chunks, dead = make_decoder("avro", "apacheavro", registry=AVRO_SCHEMAS).decode(
+        records(*values)
+    )
+    assert dead == []
+    with BatchWriter(
+        tmp_path, topic="events", partition=1, range_start=0, flush_size_bytes=1 << 20
+    ) as writer:
+        files = [batch for chunk in chunks for batch in writer.add(chunk)]
+        files += writer.finish(len(values))
+    read_back = []
+    for batch in files:
+        with open(batch.path, "rb") as file:
+            read_back += list(fastavro.reader(file))
+    assert read_back == [*users[:10], {"url": "/x"}, *users[11:]]
