@@ -28,6 +28,7 @@ from azure.kusto.data import ClientRequestProperties, KustoClient
 from azure.kusto.data.data_format import DataFormat
 from azure.kusto.data.exceptions import (
     KustoApiError,
+    KustoBlobError,
     KustoError,
     KustoNetworkError,
     KustoServiceError,
@@ -42,6 +43,7 @@ from azure.kusto.ingest import (
     ReportLevel,
 )
 from azure.kusto.ingest.base_ingest_client import IngestionStatus
+from azure.kusto.ingest.exceptions import KustoQueueError
 
 from pipelines.batch import BatchFile
 from pipelines.errors import (
@@ -125,6 +127,11 @@ def kusto_errors(what: str) -> Iterator[None]:
         raise KustoUnavailable(f"{what}: {api_error.description}") from e
     except (KustoNetworkError, KustoServiceError, AzureError, OSError) as e:
         raise KustoUnavailable(f"{what}: {e}") from e
+    except KustoBlobError as e:
+        # The SDK wraps every failed blob upload (storage unreachable, 5xx) into this.
+        raise KustoUnavailable(f"{what}: uploading to Azure Storage failed: {e.inner}") from e
+    except KustoQueueError as e:
+        raise KustoUnavailable(f"{what}: queueing in Azure Storage failed: {e}") from e
     except KustoError as e:
         raise IngestionFailed(f"{what}: {e}", permanent=True) from e
 

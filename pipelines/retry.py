@@ -57,7 +57,9 @@ class RetryPolicy:
     def delay(self, failures: int) -> float:
         """The wait after the ``failures``-th failure in a row (1 for the first)."""
         exponential = self.backoff_s * 2 ** (failures - 1)
-        return min(MAX_SINGLE_WAIT_S, exponential) + random.uniform(0, self.backoff_s)
+        # Capped so that the retry time holds about eight tries even after long outages.
+        cap = min(MAX_SINGLE_WAIT_S, max(self.backoff_s, self.max_time_s / 8))
+        return min(cap, exponential) + random.uniform(0, self.backoff_s)
 
     def call(self, what: str, call: Callable[[], T]) -> T:
         """``call()``, retried on transient errors until the retry time is spent."""

@@ -29,6 +29,13 @@ RETRY = {"max_time_ms": 20_000, "backoff_ms": 500}
 
 Location = tuple[str, int, int]  # topic, partition, offset
 
+# Records the JSON decoder dead-letters: not JSON, not UTF-8, a tombstone.
+POISON: list[tuple[bytes | None, int | None]] = [
+    (b"{not json", None),
+    (b'{"id": "\xff\xfe"}', None),
+    (None, None),
+]
+
 
 @dataclass
 class Ledger:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultSink, Ledger
+from fault_helpers import POISON, FaultSink, Ledger
 
 from pipelines.commit import SinkFenced
 from pipelines.deliver import CRASH_AT_ENV
@@ -27,8 +27,6 @@ with SinkRuntime(load_settings(sys.argv[1])) as runtime:
     for rng in runtime.plan():
         runtime.deliver(rng)
 """
-
-POISON = [(b"{not json", None), (b'{"id": "\xff\xfe"}', None), (None, None)]
 
 
 def run_sink_process(path: Path, crash_at: str | None = None) -> int:
