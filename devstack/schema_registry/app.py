@@ -41,11 +41,15 @@ def _version_param(request: Request) -> int | None:
     return version
 
 
-async def _schema_request(request: Request) -> tuple[str, str, list[Reference]]:
+async def _json_body(request: Request) -> Any:
     try:
-        body = await request.json()
+        return await request.json()
     except json.JSONDecodeError as exc:
         raise RegistryError(400, 400, f"request body is not JSON: {exc}") from exc
+
+
+async def _schema_request(request: Request) -> tuple[str, str, list[Reference]]:
+    body = await _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
         raise errors.invalid_schema("the request body needs a 'schema' string")
     schema_type = body.get("schemaType") or "AVRO"
@@ -139,7 +143,7 @@ def build_app(store: SchemaStore) -> Starlette:
         return RegistryResponse({"compatibilityLevel": level})
 
     async def put_config(request: Request) -> Response:
-        body = await request.json()
+        body = await _json_body(request)
         level = body.get("compatibility") if isinstance(body, dict) else None
         stored = store.set_compatibility(request.path_params.get("subject"), level)
         return RegistryResponse({"compatibility": stored})
@@ -166,6 +170,11 @@ def build_app(store: SchemaStore) -> Starlette:
         return RegistryResponse(
             {"error_code": exc.error_code, "message": exc.message}, status_code=exc.http_status
         )
+
+    async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+        # Confluent's code for "error in the backend data store"; clients read the JSON body
+        message = f"{type(exc).__name__}: {exc}"
+        return RegistryResponse({"error_code": 50001, "message": message}, status_code=500)
 
     routes = [
         Route("/", root),
@@ -198,7 +207,10 @@ def build_app(store: SchemaStore) -> Starlette:
         Route("/mode", get_mode),
         Route("/mode/{subject}", get_mode),
     ]
-    return Starlette(routes=routes, exception_handlers={RegistryError: on_registry_error})
+    return Starlette(
+        routes=routes,
+        exception_handlers={RegistryError: on_registry_error, Exception: on_unexpected_error},
+    )
 
 
 def create_app(data_dir: Path) -> Starlette:

@@ -92,6 +92,12 @@ def test_errors_carry_confluent_codes(client: SchemaRegistryClient, registry_url
     response = httpx.get(f"{registry_url}/subjects/nope/versions")
     assert response.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
     assert response.json() == {"error_code": 40401, "message": "Subject 'nope' not found."}
+    not_json = httpx.put(f"{registry_url}/config", content=b"{nope")
+    assert (not_json.status_code, not_json.json()["error_code"]) == (400, 400)
+    bad_level = httpx.put(f"{registry_url}/config", json={"compatibility": "SOMETIMES"})
+    assert (bad_level.status_code, bad_level.json()["error_code"]) == (422, 42203)
+    bad_version = httpx.get(f"{registry_url}/subjects/nope/versions/0")
+    assert bad_version.json()["error_code"] == 42202
 
 
 def test_backward_compatibility_is_enforced_for_avro(client: SchemaRegistryClient) -> None:
