@@ -90,11 +90,15 @@ def test_extent_filters_and_drops(run: Run, store: KustoStore, tmp_path: Path) -
     both = run(
         ".show table T extents where tags contains 'orders' and tags !has 'drop-by:orders/0/0-9'"
     )
+    by_term = run(".show table T extents where tags has 'ORDERS'")
+    case_sensitive = run(".show table T extents where tags has_cs 'ORDERS'")
     run(".drop extents <| .show table T extents where tags has 'drop-by:orders/0/0-9'")
 
     assert [row["RowCount"] for row in by_prefix] == [10]
     assert [row["RowCount"] for row in escaped] == [2]
     assert [row["RowCount"] for row in both] == [5]
+    assert sorted(row["RowCount"] for row in by_term) == [5, 10]
+    assert case_sensitive == []
     assert sorted(row["RowCount"] for row in run(".show database db extents")) == [2, 5]
 
 

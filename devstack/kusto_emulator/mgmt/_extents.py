@@ -34,7 +34,7 @@ _EXTENT_COLUMNS = [
 _STRING = r"(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q)).)*)(?P=q)"
 # One condition of `where tags has 'x' and tags !contains 'y'`.
 _TAG_CONDITION = re.compile(
-    r"tags\s+(?P<neg>!)?(?P<op>has|contains|hasprefix|startswith)(?:_cs)?\s*"
+    r"tags\s+(?P<neg>!)?(?P<op>has|contains|hasprefix|startswith)(?P<cs>_cs)?\s*"
     rf"{_STRING}\s*(?:and\s+|$)",
     re.IGNORECASE,
 )
@@ -42,6 +42,21 @@ _TAG_CONDITION = re.compile(
 
 def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
+
+
+def _tag_matcher(op: str, value: str, case_sensitive: bool) -> Callable[[str], bool]:
+    """Kusto's string operators on one tag: `has` and `hasprefix` match whole terms
+    (delimited by non-alphanumerics), `contains` and `startswith` any substring."""
+    flags = 0 if case_sensitive else re.IGNORECASE
+    escaped = re.escape(value)
+    patterns = {
+        "has": rf"(?<![0-9A-Za-z]){escaped}(?![0-9A-Za-z])",
+        "hasprefix": rf"(?<![0-9A-Za-z]){escaped}",
+        "contains": escaped,
+        "startswith": rf"^{escaped}",
+    }
+    pattern = re.compile(patterns[op], flags)
+    return lambda tag: pattern.search(tag) is not None
 
 
 def _tag_predicate(where: str | None) -> Callable[[Extent], bool]:
@@ -57,17 +72,12 @@ def _tag_predicate(where: str | None) -> Callable[[Extent], bool]:
         conditions.append(found)
         rest = rest[found.end() :]
 
-    def tag_matches(op: str, value: str, tag: str) -> bool:
-        if op == "has":
-            return tag == value or value in re.split(r"[^\w:/.\-]+", tag)
-        if op == "contains":
-            return value.lower() in tag.lower()
-        return tag.startswith(value)
-
     def predicate(extent: Extent) -> bool:
         for condition in conditions:
-            op, value = condition["op"].lower(), _unescape(condition["value"])
-            hit = any(tag_matches(op, value, tag) for tag in extent.tags)
+            matches = _tag_matcher(
+                condition["op"].lower(), _unescape(condition["value"]), bool(condition["cs"])
+            )
+            hit = any(matches(tag) for tag in extent.tags)
             if hit == bool(condition["neg"]):
                 return False
         return True
