@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -192,6 +193,9 @@ _quiet.addHandler(logging.NullHandler())
 
 def round_trip(bootstrap: str, timeout: float = 10.0) -> None:
     """Produce one record to the health topic and read it back; raises when that fails."""
+    host, _, port = bootstrap.rpartition(":")
+    # Fail fast while nothing listens yet: a client would wait out its whole timeout.
+    socket.create_connection((host, int(port)), timeout=1.0).close()
     payload = uuid.uuid4().hex.encode()
     delivered: list[Message] = []
     errors: list[KafkaError] = []
@@ -206,6 +210,8 @@ def round_trip(bootstrap: str, timeout: float = 10.0) -> None:
         {
             "bootstrap.servers": bootstrap,
             "message.timeout.ms": int(timeout * 1000),
+            # A broker that just started refuses or fences at first; retry it often.
+            "reconnect.backoff.max.ms": 500,
             "logger": _quiet,
         }
     )
