@@ -126,16 +126,19 @@ def _mapping(
 
 
 def _data_failure(format_name: str, error: str) -> IngestionFailure:
-    message = error.splitlines()[0]
-    if (
-        format_name not in {"json", "multijson", "singlejson"}
-        and "column" in message.lower()
-        and ("expected" in message.lower() or "too many" in message.lower())
-    ):
+    """Kusto's error code for data DuckDB could not read, with where it failed."""
+    lines = error.splitlines()
+    where = next((line for line in lines if line.startswith("CSV Error on Line")), lines[0])
+    counts = next((line for line in lines if line.startswith("Expected Number of Columns")), None)
+    if counts is not None:
         return IngestionFailure(
             "Stream_WrongNumberOfFields",
-            f"Inconsistent number of fields in the input records: {message}",
+            f"Inconsistent number of fields in the input records: {where}: {counts}",
+        )
+    if "unterminated quote" in error:
+        return IngestionFailure(
+            "Stream_ClosingQuoteMissing", f"Invalid {format_name}: closing quote missing: {where}"
         )
     return IngestionFailure(
-        "BadRequest_InvalidBlob", f"The blob is not valid {format_name}: {message}"
+        "BadRequest_InvalidBlob", f"The blob is not valid {format_name}: {where}"
     )

@@ -378,3 +378,23 @@ def test_corrupt_avro_is_an_invalid_blob(store: KustoStore, tmp_path: Path) -> N
         ingest_file(store, IngestionRequest("db", "T", "avro"), write(tmp_path, b"Obj\x01garbage"))
 
     assert raised.value.error_code == "BadRequest_InvalidBlob"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"1,x\n2,y,extra\n", "Stream_WrongNumberOfFields"),
+        (b'1,"unterminated\n', "Stream_ClosingQuoteMissing"),
+    ],
+)
+def test_malformed_csv_fails_with_kusto_codes(
+    store: KustoStore, tmp_path: Path, data: bytes, code: str
+) -> None:
+    store.create_table("db", "T", [("n", "long"), ("s", "string")], merge=False)
+
+    with pytest.raises(IngestionFailure) as raised:
+        ingest_file(store, IngestionRequest("db", "T", "csv"), write(tmp_path, data))
+
+    assert raised.value.error_code == code
+    assert "Line: " in raised.value.details
+    assert table_rows(store, "T") == []
