@@ -47,11 +47,14 @@ class Ledger:
     produced: dict[Location, int | None] = field(default_factory=dict)
     next_id: int = 0
 
+    def ids(self, count: int) -> range:
+        """``count`` row ids no other record of the test has."""
+        self.next_id += count
+        return range(self.next_id - count, self.next_id)
+
     def events(self, count: int) -> list[tuple[bytes, int]]:
         """``count`` good JSON events, each with a test-wide unique id."""
-        ids = range(self.next_id, self.next_id + count)
-        self.next_id += count
-        return [(event(i), i) for i in ids]
+        return [(event(i), i) for i in self.ids(count)]
 
     def produce(
         self, topic: str, values: list[tuple[bytes | None, int | None]], partitions: int = 1
