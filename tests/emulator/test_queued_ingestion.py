@@ -265,3 +265,22 @@ def test_missing_blob_fails_with_download_error(
 
     assert failures[0].ErrorCode == "Download_SourceNotFound"
     assert failures[0].IngestionSourcePath == f"{address}/deleted.json"
+
+
+def test_do_not_report_posts_no_status_but_failure_is_listed(
+    kusto_client: KustoClient, queued_client: QueuedIngestClient, database: str, events: str
+) -> None:
+    queues = KustoIngestStatusQueues(queued_client)
+    properties = IngestionProperties(
+        database, events, data_format=DataFormat.PARQUET, report_level=ReportLevel.DoNotReport
+    )
+
+    source_id = enqueue(queued_client, b"not parquet", properties)
+    failures = wait_for(
+        lambda: list(
+            kusto_client.execute_mgmt(database, ".show ingestion failures").primary_results[0]
+        )
+    )
+
+    assert source_id in failures[0]["IngestionSourcePath"]
+    assert all(m.IngestionSourceId != source_id for m in queues.failure.pop(16))
