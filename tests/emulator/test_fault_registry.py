@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pydantic
 import pytest
 
@@ -46,3 +48,15 @@ def test_ingestion_fault_defaults_to_kusto_error_codes() -> None:
 def test_http_fault_needs_a_known_status() -> None:
     with pytest.raises(pydantic.ValidationError):
         FaultSpec(kind="http", status=404)
+
+
+def test_spell_fault_answers_every_request_until_it_expires() -> None:
+    registry = FaultRegistry()
+    registry.add(FaultSpec(kind="http", endpoint="ingest", status=429, for_seconds=0.3))
+
+    during = [registry.http_fault("ingest", "db", "T") for _ in range(5)]
+    time.sleep(0.4)
+
+    assert all(fault is not None and fault.status == 429 for fault in during)
+    assert registry.http_fault("ingest", "db", "T") is None
+    assert registry.describe() == []
