@@ -52,6 +52,11 @@ class StorageResources:
     def __init__(self, connection_string: str) -> None:
         settings = _connection_settings(connection_string)
         self._account_name = settings.get("accountname", "devstoreaccount1")
+        if "accountkey" not in settings:
+            raise ValueError(
+                "the storage connection string needs an AccountKey: the emulator signs the "
+                "SAS tokens of its ingestion resources with it"
+            )
         self._account_key = settings["accountkey"]
         self._queues = QueueServiceClient.from_connection_string(connection_string)
         self._blobs = BlobServiceClient.from_connection_string(connection_string)
@@ -105,7 +110,7 @@ class StorageResources:
         return f"{self._queues.url.rstrip('/')}/{queue}?{sas}"
 
     def _status_table_url(self) -> str:
-        # The SDK only checks that a status table is listed; it reads it only for
+        # The SDK only checks that a status table is listed; it would read it only for
         # ReportMethod Table, which the emulator does not implement.
-        endpoint = self._table_endpoint or self._queues.url.replace("queue", "table")
+        endpoint = self._table_endpoint or self._queues.url
         return f"{endpoint.rstrip('/')}/{STATUS_TABLE}"
