@@ -39,7 +39,9 @@ def consume_and_gzip(
     records: int,
     out_file: Path,
     *,
-    batch_size: int = 10_000,
+    # As the sink's reader: consume() waits to fill a batch, and 10 000 records span more
+    # fetches than 1 000 do, so each call can wait out fetch.wait.max.ms (measured 6x slower).
+    batch_size: int = 1_000,
     level: int = 1,
     idle_timeout_s: float = 30.0,
 ) -> LimitResult:

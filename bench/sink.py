@@ -59,7 +59,9 @@ class Case:
         return f"{self.delivery.replace('_', '-')} {mode}"
 
 
-def settings(name: str, target: Target, case: Case, staging: Path) -> dict[str, Any]:
+def settings(
+    name: str, target: Target, case: Case, staging: Path, **overrides: Any
+) -> dict[str, Any]:
     mapping: dict[str, Any] = {
         "topic": target.topic,
         "db": target.db,
@@ -82,12 +84,14 @@ def settings(name: str, target: Target, case: Case, staging: Path) -> dict[str, 
         "behavior_on_error": "fail",
         "delivery": case.delivery,
         "tempdir": str(staging),
+        **overrides,
     }
 
 
-def write_settings(workdir: Path, name: str, target: Target, case: Case) -> Path:
+def write_settings(workdir: Path, name: str, target: Target, case: Case, **overrides: Any) -> Path:
     path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(settings(name, target, case, workdir / "staging")))
+    staging = workdir / "staging"
+    path.write_text(yaml.safe_dump(settings(name, target, case, staging, **overrides)))
     return path
 
 

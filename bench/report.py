@@ -1,0 +1,160 @@
+"""The benchmark's outputs: results JSON, a Markdown table, and a PNG of throughput and latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "markdown": out_dir / f"{stem}.md",
+        "plot": out_dir / f"{stem}.png",
+    }
+    paths["json"].write_text(json.dumps(results, indent=2) + "\n")
+    paths["markdown"].write_text(markdown(results))
+    plot(results, paths["plot"])
+    return paths
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        f"# kusto-sink benchmark, {results['date']}",
+        "",
+        f"{machine['cpus']} CPUs, load average {machine['load_before']} before and "
+        f"{machine['load_after']} after (the machine is shared: figures vary run to run). "
+        f"Command: `{results['command']}`",
+        "",
+    ]
+    throughput = results.get("throughput", [])
+    if throughput:
+        lines += [
+            "## Throughput (same records for every row of a format)",
+            "",
+            "| format | run | records | seconds | records/s | MB/s | vs limit | first row s "
+            "| peak RSS MB (drain / step) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in throughput:
+            rss = row.get("peak_rss_mb") or {}
+            rss_text = f"{_num(rss.get('drain'))} / {_num(rss.get('step'))}" if rss else "-"
+            lines.append(
+                f"| {row['format']} | {row['run']} | {row['records']:,} | "
+                f"{row['seconds']:.1f} | {_num(row['records_per_s'])} | "
+                f"{_num(row['mb_per_s'], 1)} | {_num(row.get('vs_limit'), 2)} | "
+                f"{_num(row.get('first_row_s'), 1)} | {rss_text} |"
+            )
+        lines.append("")
+    if results.get("freshness"):
+        lines += [
+            "## Freshness (Kusto queryable − Kafka timestamp, sensors under dagster-daemon)",
+            "",
+            "| mode | rate/s | produced | seen | p50 s | p95 s | p99 s |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["freshness"]:
+            lines.append(
+                f"| {row['mode']} | {row['rate']} | {row['produced']:,} | {row['seen']:,} | "
+                f"{_num(row['p50_s'], 1)} | {_num(row['p95_s'], 1)} | {_num(row['p99_s'], 1)} |"
+            )
+        lines.append("")
+    if results.get("scaling"):
+        lines += [
+            "## Scaling (exactly-once queued drain, JSON)",
+            "",
+            "| partitions | workers | records | seconds | records/s |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["scaling"]:
+            lines.append(
+                f"| {row['partitions']} | {row['workers']} | {row['records']:,} | "
+                f"{row['seconds']:.1f} | {_num(row['records_per_s'])} |"
+            )
+        lines.append("")
+    if results.get("memory"):
+        lines += [
+            "## Memory by flush size (exactly-once queued drain, JSON)",
+            "",
+            "| flush MB | batches | seconds | peak RSS drain MB | peak RSS step MB |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["memory"]:
+            rss = row["peak_rss_mb"]
+            lines.append(
+                f"| {row['flush_mb']} | {row.get('batches', '-')} | {row['seconds']:.1f} | "
+                f"{_num(rss.get('drain'))} | {_num(rss.get('step'))} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    throughput = results.get("throughput", [])
+    ax = axes[0]
+    formats = sorted({r["format"] for r in throughput})
+    runs = list(dict.fromkeys(r["run"] for r in throughput))
+    width = 0.8 / max(1, len(runs))
+    for j, run in enumerate(runs):
+        xs, ys = [], []
+        for i, fmt in enumerate(formats):
+            found = [r for r in throughput if r["format"] == fmt and r["run"] == run]
+            if found:
+                xs.append(i + j * width)
+                ys.append(found[0]["records_per_s"] / 1000)
+        ax.bar(xs, ys, width, label=run)
+    ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(formats))], formats)
+    ax.set_ylabel("thousand records/s")
+    ax.set_title("Throughput: limit vs sink")
+    ax.legend(fontsize=7)
+
+    ax = axes[1]
+    scaling = results.get("scaling", [])
+    for workers in sorted({r["workers"] for r in scaling}):
+        rows = sorted(
+            (r for r in scaling if r["workers"] == workers), key=lambda r: r["partitions"]
+        )
+        ax.plot(
+            [r["partitions"] for r in rows],
+            [r["records_per_s"] / 1000 for r in rows],
+            marker="o",
+            label=f"{workers} worker(s)",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("partitions")
+    ax.set_ylabel("thousand records/s")
+    ax.set_title("Scaling: drain throughput")
+    if scaling:
+        ax.legend()
+
+    ax = axes[2]
+    freshness = results.get("freshness", [])
+    for k, row in enumerate(freshness):
+        values = [row[f"p{p}_s"] or 0 for p in (50, 95, 99)]
+        ax.bar([k * 4 + i for i in range(3)], values, label=row["mode"])
+    ax.set_xticks(
+        [k * 4 + i for k in range(len(freshness)) for i in range(3)],
+        ["p50", "p95", "p99"] * len(freshness),
+    )
+    ax.set_ylabel("seconds")
+    ax.set_title("Freshness: queryable − Kafka timestamp")
+    if freshness:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
