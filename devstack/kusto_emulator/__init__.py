@@ -23,7 +23,9 @@ Kusto endpoints (the SDK 6.x wire protocol):
   `.show [table T |database D ]extents [where tags has|contains|hasprefix|!has ... 'x' and ...]`,
   `.drop extents <| .show table T extents where ...`, `.drop extents (ids) from T`,
   `.drop extents from T where tags ...`, `.drop extent tags from table T ('t', ...)`,
-  `.show ingestion failures`. Anything else: 400 `BadRequest_SyntaxError`.
+  `.show ingestion failures`, `.ingest inline into table T [with (...)] <| data`,
+  `.ingest [async] into table T (h'url', ...) [with (format=.., tags='[..]', ...)]`.
+  Anything else: 400 `BadRequest_SyntaxError`.
 - `POST /v2/rest/query`, `POST /v1/rest/query`: KQL (the subset `kql` compiles).
 - `POST /v1/rest/ingest/{db}/{table}?streamFormat=F[&mappingName=M][&sourceKind=uri]`:
   streaming ingestion of a gzipped or raw body (4 MiB limit), when the table's or

@@ -6,6 +6,7 @@ import orjson
 import pytest
 from azure.kusto.data import KustoClient
 from azure.kusto.data.exceptions import KustoApiError
+from azure.storage.blob import BlobClient
 
 pytestmark = pytest.mark.stack
 
@@ -113,3 +114,22 @@ def test_missing_table_is_entity_not_found(kusto_client: KustoClient, database: 
         kusto_client.execute_mgmt(database, ".show table Missing cslschema")
 
     assert raised.value.get_api_error().code == "BadRequest_EntityNotFound"
+
+
+def test_ingest_into_table_from_a_blob(kusto_client: KustoClient, database: str) -> None:
+    kusto_client.execute_mgmt(database, ".create table Events (id:long, name:string)")
+    resources = rows(kusto_client, "NetDefaultDB", ".get ingestion resources")
+    container = next(r["StorageRoot"] for r in resources if r["ResourceTypeName"] == "TempStorage")
+    address, sas = container.split("?", 1)
+    blob_url = f"{address}/{database}-events.csv?{sas}"
+    BlobClient.from_blob_url(blob_url).upload_blob(b"1,ann\n2,bob\n")
+
+    result = rows(
+        kusto_client,
+        database,
+        f".ingest into table Events (h'{blob_url}') with (format='csv', tags='[\"drop-by:b\"]')",
+    )
+    extents = rows(kusto_client, database, ".show table Events extents")
+
+    assert [row["HasErrors"] for row in result] == [False]
+    assert [(row["RowCount"], row["Tags"]) for row in extents] == [(2, "drop-by:b")]

@@ -146,3 +146,28 @@ def test_drop_database(run: Run) -> None:
 def test_unknown_command_names_itself(run: Run) -> None:
     with pytest.raises(KustoRequestError, match="set-or-append"):
         run(".set-or-append T <| print 1")
+
+
+def test_ingest_inline_with_properties(run: Run, store: KustoStore) -> None:
+    run(".create table T (n:long, s:string)")
+
+    result = run(
+        ".ingest inline into table T with (format='psv', tags='[\"ingest-by:x\"]') <| 1|a\n2|b"
+    )
+    repeat = run(
+        ".ingest inline into table T with (format='psv', ingestIfNotExists='[\"x\"]') <| 3|c"
+    )
+
+    assert [row["HasErrors"] for row in result] == [False]
+    assert repeat == []
+    [extent] = store.extents("db", "T")
+    assert (extent.row_count, extent.tags) == (2, ["ingest-by:x"])
+
+
+def test_ingest_inline_bad_data_is_refused(run: Run) -> None:
+    run(".create table T (n:long, s:string)")
+
+    with pytest.raises(KustoRequestError) as raised:
+        run(".ingest inline into table T <| 1,a\n2,b,c")
+
+    assert raised.value.code == "Stream_WrongNumberOfFields"
