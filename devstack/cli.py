@@ -34,6 +34,7 @@ def _stack_options(command: F) -> F:
             type=click.Path(file_okay=False, path_type=Path)
             if is_dir
             else click.IntRange(1, 65535),
+            metavar="DIR" if is_dir else "PORT",
             default=None,
             help=f"[env {variable}; default {field.default}]",
         )(command)

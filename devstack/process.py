@@ -127,6 +127,13 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for tests and side stacks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def check_health(server: Server) -> str | None:
     """None when the server answers, else the reason it does not."""
     try:
@@ -158,7 +165,10 @@ def start(server: Server, run_dir: Path) -> Running:
                 f"`kusto-sink devstack up --help`). Log file: {server.log_file}"
             )
     if server.prepare is not None:
-        server.prepare()
+        try:
+            server.prepare()
+        except StackError as error:
+            raise StackError(f"{error}. Log file: {server.log_file}") from error
     server.log_file.parent.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     with server.log_file.open("ab") as log:

@@ -12,18 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.cli import devstack
-from devstack.process import port_in_use
+from devstack.process import free_port, port_in_use
 from devstack.stack import StackConfig, status, up
 
 pytestmark = pytest.mark.stack
 
 KUSTO_SINK = Path(sys.executable).with_name("kusto-sink")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from devstack.process import (
     Server,
     StackError,
+    free_port,
     http_health,
     read_running,
     start,
@@ -20,12 +20,6 @@ from devstack.process import (
     wait_healthy,
 )
 from devstack.stack import StackConfig
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def python_server(tmp_path: Path, code: str, **ports: int) -> Server:

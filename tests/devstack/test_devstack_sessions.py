@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
-from devstack.process import port_in_use, start_ticks_of
+from devstack.process import free_port, port_in_use, start_ticks_of
 from devstack.sessions import shared_stack
 from devstack.stack import StackConfig, down, up
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_last_session_stops_what_sessions_started(tmp_path: Path) -> None:
