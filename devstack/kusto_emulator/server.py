@@ -123,7 +123,7 @@ class Emulator:
             database, text = await self._command_body(request)
             if injected := await self._injected("mgmt", database, None):
                 return injected
-            context = MgmtContext(self.store, self.storage, database)
+            context = MgmtContext(self.store, self.storage, database, self.faults)
             table = await run_in_threadpool(execute_mgmt, context, text)
         except KustoRequestError as error:
             return _error(error)
@@ -144,7 +144,7 @@ class Emulator:
                 return injected
             if text.lstrip().startswith("."):
                 # Kusto also answers management commands sent to the query endpoint.
-                context = MgmtContext(self.store, self.storage, database)
+                context = MgmtContext(self.store, self.storage, database, self.faults)
                 table = await run_in_threadpool(execute_mgmt, context, text)
             else:
                 table = await run_in_threadpool(run_query, self.store, database, text)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack.kusto_emulator.errors import KustoRequestError
+from devstack.kusto_emulator.faults import FaultRegistry, FaultSpec
 from devstack.kusto_emulator.ingestion import IngestionRequest, ingest_file
 from devstack.kusto_emulator.mgmt import MgmtContext, execute_mgmt
 from devstack.kusto_emulator.store import KustoStore
@@ -171,3 +172,15 @@ def test_ingest_inline_bad_data_is_refused(run: Run) -> None:
         run(".ingest inline into table T <| 1,a\n2,b,c")
 
     assert raised.value.code == "Stream_WrongNumberOfFields"
+
+
+def test_ingest_command_honours_refused_writes(store: KustoStore) -> None:
+    faults = FaultRegistry()
+    faults.add(FaultSpec(kind="refuse_writes", database="db", table="T"))
+    context = MgmtContext(store, None, "db", faults)
+    execute_mgmt(context, ".create table T (n:long)")
+
+    with pytest.raises(KustoRequestError) as raised:
+        execute_mgmt(context, ".ingest inline into table T <| 1")
+
+    assert raised.value.permanent is True

@@ -72,6 +72,15 @@ def _request(context: MgmtContext, table: str, props: str | None) -> IngestionRe
 
 def _ingest(context: MgmtContext, request: IngestionRequest, path: Path, item: str) -> list[object]:
     """One result row; Kusto's own error code if the data is refused."""
+    if context.faults.refuses_writes(request.database, request.table):
+        raise KustoRequestError(
+            400,
+            "BadRequest_TableWriteRefused",
+            f"Table '{request.database}.{request.table}' refuses writes "
+            "(emulator fault injection).",
+            "Kusto.DataNode.Exceptions.IngestionException",
+            True,
+        )
     started = datetime.now(UTC)
     try:
         outcome = ingest_file(context.store, request, path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from devstack.kusto_emulator.azure_storage import StorageResources
 from devstack.kusto_emulator.errors import KustoRequestError
+from devstack.kusto_emulator.faults import FaultRegistry
 from devstack.kusto_emulator.responses import ResultTable
 from devstack.kusto_emulator.store import KustoStore
 
@@ -47,6 +48,7 @@ class MgmtContext:
     store: KustoStore
     storage: StorageResources | None
     database: str
+    faults: FaultRegistry = field(default_factory=FaultRegistry)
 
 
 Handler = Callable[[MgmtContext, re.Match[str]], ResultTable]
