@@ -10,9 +10,10 @@ Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means
 - `{"kind": "ingestion", "failure": "transient|permanent", "count": K, "error_code": C}`:
   the next K queued ingestions fail with a failure status message (FailureStatus
   Transient / Permanent, ErrorCode C or a default code).
-- `{"kind": "delay", "seconds": S}`: queued ingestions wait S seconds before ingesting.
-- `{"kind": "refuse_writes"}`: ingestion into the table fails permanently
-  (streaming: HTTP 400, queued: failure status), until the faults are cleared.
+- `{"kind": "delay", "seconds": S}`: queued ingestions wait S seconds before ingesting
+  (hidden in the queue meanwhile, so other tables' ingestions go on).
+- `{"kind": "refuse_writes"}`: ingestion into the table fails permanently (streaming and
+  `.ingest` commands: HTTP 400, queued: failure status), until the faults are cleared.
 
 `DELETE /emulator/faults` clears them all (`?database=D`: only those set for D);
 `GET /emulator/faults` lists the active ones.
