@@ -1,6 +1,7 @@
 """Fault injection, set by tests through `POST /emulator/faults`.
 
-Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means any):
+Fault kinds (JSON body fields; `database` / `table` narrow a fault, absent means any; mgmt
+and query requests name only a database, so a fault with a `table` never matches them):
 
 - `{"kind": "http", "endpoint": "mgmt|query|ingest|any", "status": 429|500|503|"hang",
   "count": N, "hang_seconds": S}`: the next N matching requests answer that status, or
