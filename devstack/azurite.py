@@ -131,5 +131,6 @@ def azurite_server(
         ports={"blob": blob_port, "queue": queue_port, "table": table_port},
         health=lambda: blob_put(storage),
         log_file=log_file,
+        data_dir=location,
         prepare=prepare,
     )

@@ -180,6 +180,7 @@ def kafka_server(
         ports={"broker": port, "controller": controller_port},
         health=lambda: round_trip(bootstrap),
         log_file=log_file,
+        data_dir=home,
         prepare=prepare,
     )
 

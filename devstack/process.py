@@ -40,6 +40,8 @@ class Server:
     ports: Mapping[str, int]
     health: HealthCheck
     log_file: Path
+    data_dir: Path
+    """What it keeps between runs; `up --fresh` deletes it."""
     prepare: Callable[[], None] | None = None
     """Runs before each start (write config files, format storage, check tools)."""
     env: Mapping[str, str] = field(default_factory=dict)

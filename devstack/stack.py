@@ -131,7 +131,8 @@ def stages(config: StackConfig) -> list[list[Server]]:
     registry = python_server(
         "schema-registry",
         "devstack.schema_registry",
-        ["--data-dir", str(config.devstack_dir / "registry")],
+        config.devstack_dir / "registry",
+        [],
         config.registry_port,
         "/subjects",
         logs / "schema-registry.log",
@@ -139,12 +140,8 @@ def stages(config: StackConfig) -> list[list[Server]]:
     kusto = python_server(
         "kusto-emulator",
         "devstack.kusto_emulator",
-        [
-            "--data-dir",
-            str(config.devstack_dir / "kusto"),
-            "--storage-connection-string",
-            config.storage_connection_string,
-        ],
+        config.devstack_dir / "kusto",
+        ["--storage-connection-string", config.storage_connection_string],
         config.kusto_port,
         "/emulator/health",
         logs / "kusto-emulator.log",
@@ -154,28 +151,36 @@ def stages(config: StackConfig) -> list[list[Server]]:
 
 
 def python_server(
-    name: str, module: str, arguments: list[str], port: int, health_path: str, log_file: Path
+    name: str,
+    module: str,
+    data_dir: Path,
+    arguments: list[str],
+    port: int,
+    health_path: str,
+    log_file: Path,
 ) -> Server:
-    """One of the project's own HTTP servers, run as `python -m module --host --port ...`."""
+    """One of the project's own HTTP servers:
+    `python -m module --host 127.0.0.1 --port P --data-dir D [arguments]`."""
     return Server(
         name=name,
-        command=[sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
-        + arguments,
+        command=[
+            sys.executable,
+            "-m",
+            module,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            *arguments,
+        ],
         ports={"http": port},
         health=http_health(f"http://127.0.0.1:{port}{health_path}"),
         log_file=log_file,
+        data_dir=data_dir,
         stop_timeout=10.0,
     )
-
-
-def data_dirs(config: StackConfig) -> Mapping[str, Path]:
-    """Where each server keeps its data; `up --fresh` wipes these."""
-    return {
-        "kafka": config.devstack_dir / "kafka",
-        "azurite": config.devstack_dir / "azurite",
-        "kusto-emulator": config.devstack_dir / "kusto",
-        "schema-registry": config.devstack_dir / "registry",
-    }
 
 
 def server_names(config: StackConfig) -> list[str]:
@@ -230,28 +235,42 @@ def _up(
         for stage in reversed(selected):
             for server in stage:
                 stop(config.run_dir, server.name, server.stop_timeout)
-                shutil.rmtree(data_dirs(config)[server.name], ignore_errors=True)
+                shutil.rmtree(server.data_dir, ignore_errors=True)
                 report(f"{server.name}: data wiped")
-    started: list[str] = []
-    for stage in selected:
-        waiting: list[tuple[Server, Running]] = []
-        for server in stage:
-            running = read_running(config.run_dir, server.name)
-            if running is None:
-                waiting.append((server, start(server, config.run_dir)))
-                started.append(server.name)
-            elif check_health(server) is None:
-                report(f"{server.name}: already running (pid {running.pid})")
-            else:
-                waiting.append((server, running))  # started earlier and still starting
-        for server, running in waiting:
-            try:
-                wait_healthy(server, running)
-            except StackError:
-                stop(config.run_dir, server.name, server.stop_timeout)
-                raise
-            report(f"{server.name}: healthy (pid {running.pid}, {_ports(server.ports)})")
-    return started
+    started: list[Server] = []
+    try:
+        for stage in selected:
+            _start_stage(config, stage, started, report)
+    except StackError:
+        # Leave things as they were: a half-started stack only confuses the next `up`.
+        for server in reversed(started):
+            stop(config.run_dir, server.name, server.stop_timeout)
+        raise
+    return [server.name for server in started]
+
+
+def _start_stage(
+    config: StackConfig, stage: list[Server], started: list[Server], report: Report
+) -> None:
+    """Start the stage's servers together, then wait for each; appends to `started`."""
+    waiting: list[tuple[Server, Running]] = []
+    for server in stage:
+        running = read_running(config.run_dir, server.name)
+        if running is None:
+            running = start(server, config.run_dir)
+            started.append(server)
+            waiting.append((server, running))
+        elif check_health(server) is None:
+            report(f"{server.name}: already running (pid {running.pid})")
+        else:
+            waiting.append((server, running))  # started earlier and still starting
+    for server, running in waiting:
+        try:
+            wait_healthy(server, running)
+        except StackError:
+            stop(config.run_dir, server.name, server.stop_timeout)
+            raise
+        report(f"{server.name}: healthy (pid {running.pid}, {_ports(server.ports)})")
 
 
 def down(

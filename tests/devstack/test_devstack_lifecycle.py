@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.cli import devstack
-from devstack.process import free_port, port_in_use
+from devstack.process import StackError, free_port, port_in_use
 from devstack.stack import StackConfig, status, up
 
 pytestmark = pytest.mark.stack
@@ -23,7 +23,9 @@ KUSTO_SINK = Path(sys.executable).with_name("kusto-sink")
 @pytest.fixture
 def side_stack(tmp_path: Path) -> Iterator[StackConfig]:
     """A second stack config in a temp dir on free ports, for servers that start quickly."""
-    config = StackConfig(devstack_dir=tmp_path / "devstack", registry_port=free_port())
+    config = StackConfig(
+        devstack_dir=tmp_path / "devstack", registry_port=free_port(), kusto_port=free_port()
+    )
     yield config
     CliRunner().invoke(devstack, ["down", "--devstack-dir", str(config.devstack_dir)])
 
@@ -115,3 +117,15 @@ def test_fresh_wipes_data(side_stack: StackConfig) -> None:
     up(side_stack, fresh=True, only=["schema-registry"])
 
     assert not marker.exists()
+
+
+def test_failed_up_stops_what_it_started(side_stack: StackConfig) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", side_stack.kusto_port))
+        squatter.listen()
+
+        with pytest.raises(StackError, match="kusto-emulator cannot start"):
+            up(side_stack, only=["schema-registry", "kusto-emulator"])
+
+    assert not port_in_use(side_stack.registry_port), "schema-registry left running"
+    assert not any(side_stack.run_dir.glob("*.json")), "pid files left behind"

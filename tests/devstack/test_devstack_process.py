@@ -30,6 +30,7 @@ def python_server(tmp_path: Path, code: str, **ports: int) -> Server:
         ports=ports,
         health=http_health(f"http://127.0.0.1:{port}/") if port else lambda: None,
         log_file=tmp_path / "logs" / "toy.log",
+        data_dir=tmp_path / "toy",
         start_timeout=20,
     )
 
