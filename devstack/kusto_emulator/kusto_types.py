@@ -121,9 +121,12 @@ def value_to_type_sql(kusto_type: str, value: str) -> str:
     if kind == "string":
         return f"CAST({value} AS VARCHAR)"
     if kind == "datetime":
-        parsed = text_to_type_sql(kind, f"CAST({value} AS VARCHAR)")
-        return f"COALESCE(TRY_CAST({value} AS TIMESTAMP), {parsed})"
-    return text_to_type_sql(kind, f"CAST({value} AS VARCHAR)")
+        # Via TIMESTAMPTZ: timestamps count as UTC, and text keeps its offset.
+        return f"CAST(TRY_CAST({value} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if kind == "timespan":
+        return text_to_type_sql(kind, f"CAST({value} AS VARCHAR)")
+    # Numbers, booleans, guids: a direct cast, NULL where the value does not fit.
+    return f"TRY_CAST({value} AS {DUCKDB_TYPES[kind]})"
 
 
 def _datetime(value: dt.datetime | dt.date) -> str:

@@ -398,3 +398,31 @@ def test_malformed_csv_fails_with_kusto_codes(
     assert raised.value.error_code == code
     assert "Line: " in raised.value.details
     assert table_rows(store, "T") == []
+
+
+def test_parquet_values_convert_to_the_column_types(store: KustoStore, tmp_path: Path) -> None:
+    columns = [
+        ("at", "datetime"),
+        ("n", "long"),
+        ("ok", "bool"),
+        ("g", "guid"),
+        ("tags", "dynamic"),
+    ]
+    store.create_table("db", "T", columns, merge=False)
+    path = tmp_path / "typed.parquet"
+    table = pa.table(
+        {
+            "at": ["2024-01-01T02:00:00+02:00"],
+            "n": pa.array([7], pa.int32()),
+            "ok": [1],
+            "g": [GUID],
+            "tags": [["a", "b"]],
+        }
+    )
+    pyarrow.parquet.write_table(table, str(path))
+
+    ingest_file(store, IngestionRequest("db", "T", "parquet"), path)
+
+    assert table_rows(store, "T") == [
+        (dt.datetime(2024, 1, 1), 7, True, uuid.UUID(GUID), '["a","b"]')
+    ]
