@@ -118,6 +118,7 @@ def bench_through_sdk(paths: list[Path], kusto_url: str, expected: int) -> tuple
         extents = client.execute_mgmt(database, ".show table Events extents").primary_results[0]
         total = sum(row["RowCount"] for row in extents)
     elapsed = time.perf_counter() - started
+    client.execute_mgmt("NetDefaultDB", f".drop database {database}")
     ingest.close()
     client.close()
     return total, elapsed
