@@ -121,7 +121,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(formats))], formats)
     ax.set_ylabel("thousand records/s")
     ax.set_title("Throughput: limit vs sink")
-    ax.legend(fontsize=7)
+    if throughput:
+        ax.legend(fontsize=7)
 
     ax = axes[1]
     scaling = results.get("scaling", [])

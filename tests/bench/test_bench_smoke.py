@@ -1,0 +1,41 @@
+"""`kusto-sink bench` end to end with tiny sizes: the same command a user runs, on the stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def test_bench_measures_limit_and_sink_and_writes_its_report(stack, tmp_path):
+    command = [
+        *(sys.executable, "-m", "pipelines.cli", "bench"),
+        *("--records", "2000", "--partitions", "1", "--formats", "json"),
+        *("--mode-formats", "", "--phases", "throughput"),
+        *("--out", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "json: drain exactly-once queued / limit = " in done.stdout
+
+    (results_file,) = (tmp_path / "results").glob("*.json")
+    results = json.loads(results_file.read_text())
+    runs = {row["run"]: row for row in results["throughput"]}
+    assert set(runs) == {
+        "limit",
+        "sink in-process, exactly-once queued",
+        "drain exactly-once queued",
+    }
+    drained = runs["drain exactly-once queued"]
+    assert drained["records"] == 2000 and drained["records_per_s"] > 0
+    assert drained["first_row_s"] is not None
+    assert drained["peak_rss_mb"]["step"] > 0  # the step processes Dagster started were seen
+    assert (tmp_path / "results" / results_file.name.replace(".json", ".png")).exists()
+    assert "| json | limit | 2,000 |" in results_file.with_suffix(".md").read_text()
