@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test demo stack-up stack-down lint
+.PHONY: help setup test demo stack-up stack-down lint bench
 
 help:
 	@echo "make demo        set up, start the local stack and dagster dev (UI on :3000); Ctrl-C stops"
@@ -19,6 +19,7 @@ help:
 	@echo "make stack-up    set up and start the local stack (kusto-sink devstack up)"
 	@echo "make stack-down  stop the local stack"
 	@echo "make lint        ruff check and ruff format --check"
+	@echo "make bench       the benchmark (~15 min; BENCH_ARGS=--help for its flags), bench/results/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +49,8 @@ stack-down: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Starts the servers it needs and stops the ones it started; not part of `make test` (a smoke
+# run of it with tiny sizes is). BENCH_ARGS passes flags, e.g. BENCH_ARGS="--records 100000".
+bench: setup
+	$(BIN)/kusto-sink bench $(BENCH_ARGS)
