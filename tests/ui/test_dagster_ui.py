@@ -7,15 +7,16 @@ window from the launchpad and sees exactly its rows land. Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,10 +61,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The live sensors of `dagster dev` may queue runs, which never start: the records of this
+# test are delivered by the test itself, and only the backfill launched from the UI runs.
+INSTANCE_SETTINGS = """
+storage:
+  sqlite:
+    base_dir:
+      env: DAGSTER_HOME
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    tag_concurrency_limits:
+      - key: kusto-sink/sink
+        limit: 0
+telemetry:
+  enabled: false
+"""
+
+
+@dataclass
+class Sink:
+    topic: str
+    db: str
+    config: Path
+    home: Path
+    kusto: KustoClient
+    produce: Callable[..., None]
+
+
 @pytest.fixture
-def sink(stack, make_topic, unique_name, tmp_path, monkeypatch):
-    """A sink whose history is in a DAGSTER_HOME: delivered batches, lag observations and a
-    reconciliation."""
+def sink(stack, make_topic, unique_name, tmp_path, monkeypatch) -> Iterator[Sink]:
+    """A sink's settings, topic and tables, and a DAGSTER_HOME for it."""
     kusto = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
     topic, db = make_topic(partitions=2), unique_name
     kusto.execute_mgmt(None, f".create database {db} ifnotexists")
@@ -81,7 +110,6 @@ def sink(stack, make_topic, unique_name, tmp_path, monkeypatch):
             )
         assert producer.flush(30) == 0
 
-    produce(range(RECORDS))
     settings = {
         "name": topic,
         "kafka": {"bootstrap_servers": stack.bootstrap_servers},
@@ -98,11 +126,18 @@ def sink(stack, make_topic, unique_name, tmp_path, monkeypatch):
     config.write_text(yaml.safe_dump(settings))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(INSTANCE_SETTINGS)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("KUSTO_SINK_CONFIG", str(config))
+    yield Sink(topic, db, config, home, kusto, produce)
+    kusto.close()
 
-    defs = build_definitions(str(config))
+
+def record_history(sink: Sink) -> None:
+    """Delivered batches, status ticks while records pile up and after a drain (the lag
+    plot rises and falls), and a reconciliation, all in the sink's DAGSTER_HOME."""
+    sink.produce(range(RECORDS))
+    defs = build_definitions(str(sink.config))
     (status_sensor,) = [s for s in defs.sensors if s.name.endswith("_status")]
     deliver = defs.get_job_def("deliver_ranges")
     with dg.DagsterInstance.get() as instance:
@@ -116,12 +151,11 @@ def sink(stack, make_topic, unique_name, tmp_path, monkeypatch):
             assert delivered.success
 
         drain()
-        # Status ticks while records pile up, then after a drain: the lag plot rises and
-        # falls, and the live sensors of `dagster dev` find nothing to launch.
         cursor = None
         for more in (10, 30, 60, 0):
             if more:
-                produce(range(10_000, 10_000 + more), at=datetime.now(UTC) - timedelta(minutes=5))
+                late = datetime.now(UTC) - timedelta(minutes=5)
+                sink.produce(range(10_000, 10_000 + more), at=late)
             else:
                 drain()
             tick = status_sensor.evaluate_tick(
@@ -134,15 +168,14 @@ def sink(stack, make_topic, unique_name, tmp_path, monkeypatch):
             instance=instance, resources=defs.resources
         )
         assert checked.success
-    yield {"topic": topic, "db": db, "config": config, "home": home, "kusto": kusto}
-    kusto.close()
 
 
 @pytest.fixture
-def dagster_dev(sink) -> Iterator[str]:
-    """`dagster dev` on the sink's definitions; its URL. Stopped by SIGINT, then killed."""
+def dagster_dev(sink: Sink) -> Iterator[str]:
+    """`dagster dev` on the sink's definitions, its history recorded while it starts; its
+    URL. Stopped by SIGINT, then what is left of it killed."""
     port = free_port()
-    log = (sink["home"] / "dagster-dev.log").open("w")
+    log = (sink.home / "dagster-dev.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
@@ -153,6 +186,7 @@ def dagster_dev(sink) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        record_history(sink)
         wait_for_location(url, process)
         yield url
     finally:
@@ -162,10 +196,8 @@ def dagster_dev(sink) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             pass
         # The webserver, daemon and code servers are processes of their own.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
         log.close()
 
@@ -202,7 +234,7 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    topic, db = sink["topic"], sink["db"]
+    topic, db = sink.topic, sink.db
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -261,10 +293,10 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
         page.screenshot(path=SCREENSHOTS / "06-launchpad.png")
         page.get_by_role("button", name="Launch Run").click()
         page.wait_for_url("**/runs/**")
-        wait_for_rows(sink["kusto"], db, "Audit", 150)
+        wait_for_rows(sink.kusto, db, "Audit", 150)
         page.get_by_text("Success", exact=True).first.wait_for(timeout=30_000)
         page.screenshot(path=SCREENSHOTS / "07-backfill-run.png")
         browser.close()
 
-    ids = sink["kusto"].execute_query(db, "Audit | project id").primary_results[0]
+    ids = sink.kusto.execute_query(db, "Audit | project id").primary_results[0]
     assert sorted(int(row["id"]) for row in ids) == list(range(100, 250))
