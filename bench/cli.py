@@ -60,6 +60,9 @@ def _words(text: str) -> tuple[str, ...]:
     show_default=True,
     help="Settings, staging files, Dagster instances and logs of the runs",
 )
+@click.option(
+    "--profile", is_flag=True, help="pyinstrument profile of each in-process run, as text"
+)
 @click.option("--keep-stack", is_flag=True, help="Leave servers this command started running")
 def bench(
     records: int,
@@ -78,6 +81,7 @@ def bench(
     flush_sizes_mb: str,
     out_dir: Path,
     workdir: Path,
+    profile: bool,
     keep_stack: bool,
 ) -> None:
     """Measure the sink against the bare-consumer limit on the local stack (see bench/)."""
@@ -105,6 +109,7 @@ def bench(
         scale_workers=_ints(scale_workers),
         memory_records=memory_records,
         flush_sizes_mb=_ints(flush_sizes_mb),
+        profile=profile,
         out_dir=out_dir,
         workdir=workdir,
     )

@@ -105,7 +105,7 @@ def _daemon(workdir: Path, settings_path: Path, log: Path) -> subprocess.Popen[b
     )
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(dagster_home(workdir)),
+        "DAGSTER_HOME": str(dagster_home(workdir / f"{settings_path.stem}-dagster")),
         "KUSTO_SINK_CONFIG": str(settings_path),
     }
     command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]

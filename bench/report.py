@@ -55,6 +55,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_num(row.get('first_row_s'), 1)} | {rss_text} |"
             )
         lines.append("")
+    timed = [r for r in throughput if r.get("timeline")]
+    if timed:
+        lines += [
+            "## Where a drain's time goes (Dagster event log)",
+            "",
+            "| format | run | total s | before first run s | step process start s (mean, max) "
+            "| deliver step s (max) | after last run s |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in timed:
+            t = row["timeline"]
+            spawn, work = t["step_process_start_s"], t["deliver_step_s"]
+            lines.append(
+                f"| {row['format']} | {row['run']} | {row['seconds']:.1f} | "
+                f"{_num(t['before_first_run_s'], 1)} | {_num(spawn['mean'], 1)}, "
+                f"{_num(spawn['max'], 1)} | {_num(work['max'], 1)} | "
+                f"{_num(t['after_last_run_s'], 1)} |"
+            )
+        lines.append("")
     if results.get("freshness"):
         lines += [
             "## Freshness (Kusto queryable − Kafka timestamp, sensors under dagster-daemon)",

@@ -47,6 +47,7 @@ class Options:
     scale_workers: Sequence[int] = (1, 2)
     memory_records: int = 1_000_000
     flush_sizes_mb: Sequence[int] = (1, 16, 64, 256)
+    profile: bool = False
     out_dir: Path = Path("bench/results")
     workdir: Path = Path("/tmp/kusto-sink-bench")
 
@@ -59,6 +60,12 @@ class Bench:
     options: Options
     say: Callable[[str], None]
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def stem(self) -> str:
+        """File names of this run's outputs: its start time."""
+        return self.started.strftime("%Y-%m-%dT%H%M%SZ")
 
     def __post_init__(self) -> None:
         self.kusto = bench_kusto.client(self.stack.kusto_url)
@@ -131,7 +138,10 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
     case = sink.Case(flush_size_bytes=options.flush_size_bytes)
     target = bench.target(topic, format, "core")
     path = sink.write_settings(bench.workdir, f"bench-{bench.run_id}-{format}-core", target, case)
-    core = sink.deliver_in_process(path, n)
+    profile = options.out_dir / f"{bench.stem}-profile-{format}.txt" if options.profile else None
+    if profile:
+        profile.parent.mkdir(parents=True, exist_ok=True)
+    core = sink.deliver_in_process(path, n, profile)
     rows.append(
         row(
             "sink in-process, exactly-once queued",
@@ -140,6 +150,7 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
             kusto_s={k: round(v, 2) for k, v in core.kusto_s.items()},
             own_records_per_s=n / core.own_s,
             own_vs_limit=n / core.own_s / limit_rate,
+            profile=str(profile) if profile else None,
         )
     )
     bench.say(f"  in-process: {n / core.seconds:,.0f} records/s, own {n / core.own_s:,.0f}")
@@ -159,9 +170,10 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
                 vs_limit=n / result.seconds / limit_rate,
                 first_row_s=_round(result.first_row_s),
                 peak_rss_mb={k: round(v) for k, v in result.peak_rss_mb.items()},
+                timeline=result.timeline,
             )
         )
-        bench.say(f"  drain: {n / result.seconds:,.0f} records/s")
+        bench.say(f"  drain: {n / result.seconds:,.0f} records/s; {result.timeline}")
     return rows
 
 
@@ -221,6 +233,7 @@ def scaling(bench: Bench) -> list[dict[str, Any]]:
                     "seconds": round(result.seconds, 2),
                     "records_per_s": options.scale_records / result.seconds,
                     "peak_rss_mb": {k: round(v) for k, v in result.peak_rss_mb.items()},
+                    "timeline": result.timeline,
                 }
             )
             bench.say(f"  {options.scale_records / result.seconds:,.0f} records/s")
@@ -258,9 +271,8 @@ def _load() -> list[float]:
 def run(stack: StackConfig, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     """Every selected phase; returns the results and writes them under ``options.out_dir``."""
     bench = Bench(stack, options, say)
-    now = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
-        "date": now.isoformat(timespec="seconds"),
+        "date": bench.started.isoformat(timespec="seconds"),
         "command": " ".join(["kusto-sink", "bench", *sys.argv[2:]]),
         "machine": {"cpus": os.cpu_count(), "load_before": _load()},
         "options": {k: str(v) for k, v in options.__dict__.items()},
@@ -275,8 +287,8 @@ def run(stack: StackConfig, options: Options, say: Callable[[str], None]) -> dic
         say(f"== {name}")
         results[name] = phases[name](bench)
     results["machine"]["load_after"] = _load()
-    stem = now.strftime("%Y-%m-%dT%H%M%SZ")
-    results["files"] = {k: str(p) for k, p in report.write(results, options.out_dir, stem).items()}
+    files = report.write(results, options.out_dir, bench.stem)
+    results["files"] = {k: str(p) for k, p in files.items()}
     return results
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from bench.kusto import FirstRowWatch, count
 from bench.procs import TreeSampler
+from bench.timeline import drain_timeline
 
 Delivery = Literal["exactly_once", "at_least_once"]
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,8 @@ class DrainResult:
     rows_in_kusto: int
     peak_rss_mb: dict[str, float]
     processes: list[dict[str, Any]] = field(default_factory=list)
+    # Orchestration vs work, from the Dagster event log (see bench.timeline).
+    timeline: dict[str, Any] = field(default_factory=dict)
 
 
 def dagster_home(workdir: Path) -> Path:
@@ -118,19 +121,20 @@ def drain(
 ) -> DrainResult:
     """``kusto-sink drain`` from offset 0 until every partition is committed."""
     workdir = settings_path.parent
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home(workdir))}
+    home = dagster_home(workdir / f"{settings_path.stem}-dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
     command = [sys.executable, "-m", "pipelines.cli", "drain", "-c", str(settings_path)]
     if workers is not None:
         command += ["--workers", str(workers)]
     watch = FirstRowWatch(kusto, target.db, target.table).start()
-    began = time.monotonic()
+    began, launched_at = time.monotonic(), time.time()
     log = workdir / f"{settings_path.stem}.drain.log"
     with open(log, "wb") as out:
         child = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
         with TreeSampler(child.pid) as sampler:
             code = child.wait()
             sampler.sample()
-    seconds = time.monotonic() - began
+    seconds, ended_at = time.monotonic() - began, time.time()
     watch.stop()
     if code != 0:
         raise RuntimeError(f"kusto-sink drain failed ({code}); see {log}:\n{_tail(log)}")
@@ -144,6 +148,7 @@ def drain(
             {"pid": p.pid, "command": p.command, "peak_rss_mb": round(p.peak_rss_mb, 1)}
             for p in sampler.peaks.values()
         ],
+        timeline=drain_timeline(home, launched_at, ended_at),
     )
 
 
@@ -183,18 +188,33 @@ class TimedIngestor:
         return timed
 
 
-def deliver_in_process(settings_path: Path, records: int) -> CoreResult:
-    """Every planned range through ``SinkRuntime.deliver``, one after another, no Dagster."""
+def deliver_in_process(
+    settings_path: Path, records: int, profile_to: Path | None = None
+) -> CoreResult:
+    """Every planned range through ``SinkRuntime.deliver``, one after another, no Dagster.
+
+    With ``profile_to``, a pyinstrument profile of the deliveries is written there as text.
+    """
     from pipelines.config import load_settings
     from pipelines.runtime import SinkRuntime
 
+    profiler = None
+    if profile_to is not None:
+        from pyinstrument import Profiler  # a dev dependency: only when asked for
+
+        profiler = Profiler(interval=0.005)
     with SinkRuntime(load_settings(str(settings_path))) as runtime:
         timed = TimedIngestor(runtime.ingestor)
         # `ingestor` is a cached property: the instance attribute takes its place.
         runtime.__dict__["ingestor"] = timed
         began = time.monotonic()
+        if profiler:
+            profiler.start()
         for rng in runtime.plan():
             runtime.deliver(rng)
+        if profiler and profile_to:
+            profiler.stop()
+            profile_to.write_text(profiler.output_text(unicode=False, color=False))
         seconds = time.monotonic() - began
     return CoreResult(records, seconds, timed.seconds)
 
