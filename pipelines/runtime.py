@@ -134,7 +134,9 @@ class SinkRuntime:
         return [
             Route(
                 target=IngestTarget(m.db, m.table, m.format, m.mapping, m.streaming),
-                decoder=make_decoder(c.kind, m.format, registry=self.registry(c)),
+                decoder=make_decoder(
+                    c.kind, m.format, registry=self.registry(c), schemas_enable=c.schemas_enable
+                ),
                 batch_suffix=f"{m.db}.{m.table}" if several else None,
                 tombstones=m.tombstones,
             )

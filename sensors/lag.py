@@ -8,6 +8,7 @@ runs. No run key: a range whose run failed for good is simply planned again next
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -16,6 +17,9 @@ from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, run_config, run_tags
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.runtime import SinkRuntime
 
+MAX_RETRIES_TAG = "dagster/max_retries"
+RETRY_NUMBER_TAG = "dagster/retry_number"
+PARENT_RUN_TAG = "dagster/parent_run_id"
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -29,10 +33,35 @@ RANGES_PER_RUN = 8
 Trigger = Callable[[TopicPartition, PartitionState], bool]
 
 
+# The run-retry daemon retries a failed run within seconds; a failed run older than this
+# without a retry will not get one, and its partitions are planned afresh.
+RETRY_GRACE = timedelta(minutes=5)
+
+
 def in_flight_partitions(instance: dg.DagsterInstance, sink_name: str) -> set[str]:
-    """Partitions (``topic[p]``) that a queued or running run of this sink covers."""
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags={SINK_TAG: sink_name}))
+    """Partitions (``topic[p]``) that a queued or running run of this sink covers, or that a
+    failed run still waiting for its automatic retry (``FROM_FAILURE``) will cover."""
+    tags = {SINK_TAG: sink_name}
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags))
+    recently_failed = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            tags=tags,
+            updated_after=datetime.now(UTC) - RETRY_GRACE,
+        )
+    )
+    runs += [run for run in recently_failed if _awaits_retry(instance, run)]
     return {key for run in runs for key in run.tags.get(PARTITIONS_TAG, "").split(",") if key}
+
+
+def _awaits_retry(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    retries_left = int(run.tags.get(MAX_RETRIES_TAG, "0")) - int(
+        run.tags.get(RETRY_NUMBER_TAG, "0")
+    )
+    if retries_left <= 0:
+        return False
+    child = dg.RunsFilter(tags={PARENT_RUN_TAG: run.run_id})
+    return not instance.get_runs(filters=child, limit=1)
 
 
 def run_requests(
