@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -120,9 +121,23 @@ def _java() -> str:
 
 
 def kafka_server(
-    home: Path, lib_dir: Path, log_file: Path, port: int, controller_port: int
+    home: Path,
+    lib_dir: Path,
+    log_file: Path,
+    port: int,
+    controller_port: int,
+    *,
+    name: str = "kafka",
+    extra_properties: str = "",
+    extra_ports: Mapping[str, int] | None = None,
+    format_options: Sequence[str] = (),
 ) -> Server:
-    """The Kafka broker+controller as a stack server; `home` holds its config and data."""
+    """The Kafka broker+controller as a stack server; `home` holds its config and data.
+
+    `extra_properties` are appended to server.properties (a later key overrides an earlier
+    one, so a secured broker can replace `listeners`); `format_options` go to the storage
+    format (e.g. `--add-scram`, which KRaft accepts only there or through the admin API).
+    """
     properties = home / "server.properties"
     log4j = home / "log4j2.properties"
     data = home / "data"
@@ -135,6 +150,7 @@ def kafka_server(
         home.mkdir(parents=True, exist_ok=True)
         properties.write_text(
             SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data)
+            + extra_properties
         )
         log4j.write_text(LOG4J2_PROPERTIES)
         if (data / "meta.properties").exists():
@@ -151,6 +167,7 @@ def kafka_server(
             _new_cluster_id(),
             "-c",
             str(properties),
+            *format_options,
         ]
         result = subprocess.run(format_command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -175,9 +192,9 @@ def kafka_server(
     ]
     bootstrap = f"127.0.0.1:{port}"
     return Server(
-        name="kafka",
+        name=name,
         command=command,
-        ports={"broker": port, "controller": controller_port},
+        ports={"broker": port, "controller": controller_port, **(extra_ports or {})},
         health=lambda: round_trip(bootstrap),
         log_file=log_file,
         data_dir=home,
