@@ -62,11 +62,25 @@ class RetryPolicy:
         return min(cap, exponential) + random.uniform(0, self.backoff_s)
 
     def call(self, what: str, call: Callable[[], T]) -> T:
-        """``call()``, retried on transient errors until the retry time is spent."""
+        """``call()``, retried on transient errors until the retry time is spent.
+
+        The retry time counts from the first failure, so an attempt that itself waited long
+        (a client's own timeout) still gets its retries.
+        """
+        failed_at: list[float] = []
+
+        def spent() -> float:
+            if not failed_at:
+                failed_at.append(time.monotonic())
+            return time.monotonic() - failed_at[0]
+
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            stop=lambda state: state.seconds_since_start >= self.max_time_s,
-            wait=lambda state: self._wait(state),
+            # tenacity asks whether to stop right after each failed attempt, before waiting.
+            stop=lambda _: spent() >= self.max_time_s,
+            wait=lambda state: max(
+                0.0, min(self.delay(state.attempt_number), self.max_time_s - spent())
+            ),
             before_sleep=lambda state: _log_retry(what, state),
             reraise=True,
         )
@@ -105,10 +119,6 @@ class RetryPolicy:
                     wait,
                 )
                 time.sleep(wait)
-
-    def _wait(self, state: RetryCallState) -> float:
-        left = self.max_time_s - state.seconds_since_start
-        return max(0.0, min(self.delay(state.attempt_number), left))
 
 
 def _log_retry(what: str, state: RetryCallState) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from azure.kusto.data import KustoClient
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from e2e.e2e_helpers import event
 
 from devstack.stack import StackConfig
@@ -82,17 +83,10 @@ class Ledger:
         assert producer.flush(30) == 0
         assert failed == []
 
-    def check(
-        self,
-        fault: str,
-        tables: list[str],
-        dead_letter_topics: list[str],
-        runtime: SinkRuntime,
-        *,
-        fully_committed: bool = True,
-    ) -> dict[str, Any]:
-        """The matrix row of this test; fails unless every record below the committed
-        offsets is exactly once in Kusto or in a dead-letter topic, never both."""
+    def _where(
+        self, tables: list[str], dead_letter_topics: list[str], runtime: SinkRuntime
+    ) -> tuple[Counter[Location], Counter[Location], dict[tuple[str, int], int]]:
+        """Rows in Kusto and dead letters, by source location; committed offsets."""
         location_of = {row_id: loc for loc, row_id in self.produced.items() if row_id is not None}
         in_kusto: Counter[Location] = Counter()
         for table in tables:
@@ -115,8 +109,30 @@ class Ledger:
             (tp.topic, tp.partition): state.committed or 0
             for tp, state in runtime.partition_states().items()
         }
-        done = [loc for loc in self.produced if loc[2] < committed.get(loc[:2], 0)]
-        lost = [loc for loc in done if loc not in in_kusto and loc not in in_dlq]
+        return in_kusto, in_dlq, committed
+
+    def check(
+        self,
+        fault: str,
+        tables: list[str],
+        dead_letter_topics: list[str],
+        runtime: SinkRuntime,
+        *,
+        fully_committed: bool = True,
+    ) -> dict[str, Any]:
+        """The matrix row of this test; fails unless every record below the committed
+        offsets is exactly once in Kusto or in a dead-letter topic, never both."""
+        # A transaction's records become readable a little after its commit returns: the
+        # coordinator writes the markers afterwards, and right after a broker restart the
+        # dead-letter topic's high watermark was seen to lag the commit by ~4 s.
+        deadline = time.monotonic() + 30
+        while True:
+            in_kusto, in_dlq, committed = self._where(tables, dead_letter_topics, runtime)
+            done = [loc for loc in self.produced if loc[2] < committed.get(loc[:2], 0)]
+            lost = [loc for loc in done if loc not in in_kusto and loc not in in_dlq]
+            if not lost or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         duplicated = sum(n - 1 for n in in_kusto.values()) + sum(n - 1 for n in in_dlq.values())
         duplicated += len(set(in_kusto) & set(in_dlq))
         row = {
@@ -139,7 +155,13 @@ class Ledger:
 
 
 def read_topic(stack: StackConfig, topic: str) -> list[Message]:
-    """Every committed record of ``topic``, all partitions."""
+    """Every committed record of ``topic``, all partitions, once no transaction is open.
+
+    A transaction's commit returns before the coordinator has written its markers, so a
+    reader right after it may find the letters still pending: wait until the last stable
+    offset reaches the high watermark.
+    """
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
     consumer = Consumer(
         consumer_config({"bootstrap.servers": stack.bootstrap_servers}, f"check-{time.time()}")
     )
@@ -147,7 +169,20 @@ def read_topic(stack: StackConfig, topic: str) -> list[Message]:
         metadata = consumer.list_topics(topic, timeout=10)
         records: list[Message] = []
         for partition in sorted(metadata.topics[topic].partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            tp = TopicPartition(topic, partition)
+            deadline = time.monotonic() + 30
+            while True:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                stable = (
+                    admin.list_offsets(
+                        {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_COMMITTED
+                    )[tp]
+                    .result()
+                    .offset
+                )
+                if stable >= high or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             if high > low:
                 for part in read_range(
                     consumer, OffsetRange(topic, partition, low, high), idle_timeout_s=10

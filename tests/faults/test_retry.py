@@ -83,3 +83,18 @@ def test_a_read_resumes_after_the_last_record_seen() -> None:
 
     assert [r.offset() for part in parts for r in part] == [10, 11, 12, 13, 14]
     assert asked == [(10, 15), (11, 15)]
+
+
+def test_the_retry_time_counts_from_the_first_failure() -> None:
+    """An attempt that waited out a client's own timeout still gets its retries."""
+    attempts: list[int] = []
+
+    def slow_then_fine() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            time.sleep(FAST.max_time_s + 0.1)
+            raise KafkaUnavailable("coordinator not ready")
+        return "ok"
+
+    assert FAST.call("reading the committed offset", slow_then_fine) == "ok"
+    assert len(attempts) == 2
