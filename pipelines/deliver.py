@@ -174,7 +174,6 @@ def deliver_range(
     try:
         delivery = _Delivery(rng, routes, held, read, ingestor, options, workdir, report)
         delivery.run()
-        _crash_point("before_commit")
         _commit(rng, committer, delivery.letters(), options)
     finally:
         _cleanup(workdir)
@@ -392,6 +391,7 @@ def _commit(
             )
         else:
             in_transaction += [(target.topic, letter) for letter in found]
+    _crash_point("before_commit")
     attempts = 0
 
     def commit() -> None:

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_helpers import POISON, FaultSink, Ledger
+import yaml
+from fault_helpers import POISON, FaultSink, Ledger, read_topic
 
 from pipelines.commit import SinkFenced
 from pipelines.deliver import CRASH_AT_ENV
@@ -92,6 +93,37 @@ def test_two_sinks_on_one_group_commit_a_range_once(fault_sink, ledger: Ledger) 
     with sink.runtime() as runtime:
         row = ledger.check(
             "10. two sinks on one group and partition",
+            sink.tables,
+            sink.dead_letter_topics,
+            runtime,
+        )
+    assert row["in_dlq"] == len(POISON)
+
+
+def test_dead_letters_on_another_cluster_are_written_once_across_a_crash(
+    fault_sink, ledger: Ledger
+) -> None:
+    """A dead-letter topic outside the source cluster cannot join the commit's transaction:
+    letters written before a crash are found in its tail and not written again."""
+    # Another address of the same broker: the sink sees another cluster.
+    elsewhere = ledger.stack.bootstrap_servers.replace("127.0.0.1", "localhost")
+    sink: FaultSink = fault_sink(partitions=1)
+    settings = yaml.safe_load(sink.path.read_text())
+    for key in ("dead_letter", "misc_dead_letter"):
+        settings[key]["bootstrap_servers"] = elsewhere
+    sink.path.write_text(yaml.safe_dump(settings))
+    records = ledger.events(200)
+    ledger.produce(sink.topics[0], records[:100] + POISON + records[100:])
+    with sink.runtime() as runtime:
+        assert runtime.dead_letters is not None and runtime.dead_letters.writer is not None
+
+    assert run_sink_process(sink.path, "before_commit") == -signal.SIGKILL
+    assert len(read_topic(ledger.stack, sink.dead_letter_topics[0])) == len(POISON)
+
+    assert run_sink_process(sink.path) == 0
+    with sink.runtime() as runtime:
+        row = ledger.check(
+            "2b. SIGKILL after dead letters went to another cluster, before the commit",
             sink.tables,
             sink.dead_letter_topics,
             runtime,
