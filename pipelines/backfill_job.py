@@ -18,13 +18,19 @@ from pydantic import Field
 from pipelines.backfill import BackfillRequest, backfill_range, parse_position, plan_backfill
 from pipelines.config import SinkSettings
 from pipelines.deliver import DeliveryReport
-from pipelines.jobs import PARTITIONS_TAG, RUN_RETRIES, mapping_key, retry_policy, run_delivery
+from pipelines.jobs import (
+    PARTITIONS_TAG,
+    RANGE_TAG,
+    RUN_RETRIES,
+    mapping_key,
+    retry_policy,
+    run_delivery,
+)
 from pipelines.plan import OffsetRange
 from resources.sink import SinkResource
 
 JOB_NAME = "backfill"
 BACKFILL_TAG = "kusto-sink/backfill"
-RANGE_TAG = "kusto-sink/range"
 
 
 class BackfillConfig(dg.Config):

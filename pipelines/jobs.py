@@ -22,7 +22,11 @@ from resources.sink import SinkResource
 
 SINK_TAG = "kusto-sink/sink"
 PARTITIONS_TAG = "kusto-sink/partitions"
+# What a run does, in words, for the runs list: `ingest orders[2] 1000-2000`.
+RANGE_TAG = "kusto-sink/range"
 RUN_RETRIES = 3
+# Ranges named in RANGE_TAG; a run of more says how many more.
+NAMED_RANGES = 3
 
 
 class RangeConfig(dg.Config):
@@ -48,9 +52,17 @@ def run_tags(sink_name: str, ranges: list[OffsetRange]) -> dict[str, str]:
     return {
         SINK_TAG: sink_name,
         PARTITIONS_TAG: ",".join(sorted({r.key for r in ranges})),
+        RANGE_TAG: describe_ranges("ingest", ranges),
         "dagster/max_retries": str(RUN_RETRIES),
         "dagster/retry_strategy": "FROM_FAILURE",
     }
+
+
+def describe_ranges(verb: str, ranges: list[OffsetRange]) -> str:
+    """``ingest orders[2] 1000-2000, orders[3] 0-500 (+4 more)``."""
+    named = ", ".join(str(r) for r in ranges[:NAMED_RANGES])
+    more = f" (+{len(ranges) - NAMED_RANGES} more)" if len(ranges) > NAMED_RANGES else ""
+    return f"{verb} {named}{more}"
 
 
 def kusto_asset_key(database: str, table: str) -> dg.AssetKey:

@@ -12,10 +12,10 @@ import click
 import dagster as dg
 
 from pipelines import metrics
-from pipelines.backfill_job import BACKFILL_TAG, RANGE_TAG
+from pipelines.backfill_job import BACKFILL_TAG
 from pipelines.config import SinkSettings, config_path, load_settings
 from pipelines.errors import SinkError
-from pipelines.jobs import SINK_TAG
+from pipelines.jobs import PARTITIONS_TAG, RANGE_TAG, SINK_TAG
 from pipelines.runtime import SinkRuntime
 from pipelines.status import PartitionStatus, partition_statuses
 from sensors.lag import IN_FLIGHT
@@ -144,7 +144,7 @@ def status(config_file: Path | None, watch: float | None) -> None:
 def _describe(run: dg.DagsterRun) -> str:
     if RANGE_TAG in run.tags:
         return run.tags[RANGE_TAG]
-    return f"ingest {run.tags.get('kusto-sink/partitions', '')}"
+    return f"ingest {run.tags.get(PARTITIONS_TAG, '')}"
 
 
 def _offsets_total(run_config: dict[str, object]) -> int | None:

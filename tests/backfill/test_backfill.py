@@ -10,7 +10,7 @@ import sys
 
 import dagster as dg
 import pytest
-from conftest import PARTITIONS, RECORDS, create_table, ids_in, record_time
+from backfill_data import PARTITIONS, RECORDS, create_table, ids_in, record_time
 
 from pipelines.backfill import BackfillRequest, backfill_range, plan_backfill
 from pipelines.definitions import build_definitions

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 import yaml
-from conftest import BASE_TIME, RECORDS, create_table, ids_in
+from backfill_data import BASE_TIME, RECORDS, create_table, ids_in
 
 from pipelines.definitions import build_definitions
 from sensors.backfill_schedules import SCHEDULES_ENV

@@ -11,9 +11,9 @@ import time
 
 import dagster as dg
 import pytest
+from backfill_data import RECORDS, create_table
 from click.testing import CliRunner
 from confluent_kafka import Producer
-from conftest import RECORDS, create_table
 
 from pipelines.backfill_job import backfill_run_tags
 from pipelines.definitions import build_definitions

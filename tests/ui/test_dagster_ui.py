@@ -190,16 +190,32 @@ def dagster_dev(sink: Sink) -> Iterator[str]:
         wait_for_location(url, process)
         yield url
     finally:
+        # The daemon runs in a session of its own: note it before its parent goes.
+        spawned = children(process.pid)
         os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=25)
         except subprocess.TimeoutExpired:
             pass
-        # The webserver, daemon and code servers are processes of their own.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        for pid in spawned:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(timeout=10)
         log.close()
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc: no psutil here)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # After the command name in parentheses: state, then the parent's pid.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def wait_for_location(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
