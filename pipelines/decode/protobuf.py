@@ -129,14 +129,23 @@ class ProtobufDecoder:
         return out.result()
 
     def _prepare(self, writer: WriterSchema) -> _ProtoWriter:
-        pool = DescriptorPool()
-        file_proto = _file_proto(writer, "registered.proto")
-        _add_dependencies(pool, file_proto, writer, self._registry, set())
-        try:
-            file = pool.Add(file_proto)
-        except TypeError as error:  # the pool's complaint about unresolved or clashing types
-            raise ValueError(f"cannot build descriptors: {error}") from error
-        return _ProtoWriter([file.message_types_by_name[m.name] for m in file_proto.message_type])
+        return load_proto_file(writer, self._registry)
+
+
+def load_proto_file(writer: WriterSchema, registry: SchemaLookup) -> _ProtoWriter:
+    """The message types of a registered (serialized) Protobuf schema, imports resolved.
+
+    Raises:
+        ValueError: the schema or one of its imports cannot be built into descriptors.
+    """
+    pool = DescriptorPool()
+    file_proto = _file_proto(writer, "registered.proto")
+    _add_dependencies(pool, file_proto, writer, registry, set())
+    try:
+        file = pool.Add(file_proto)
+    except TypeError as error:  # the pool's complaint about unresolved or clashing types
+        raise ValueError(f"cannot build descriptors: {error}") from error
+    return _ProtoWriter([file.message_types_by_name[m.name] for m in file_proto.message_type])
 
 
 def read_message_indexes(value: bytes, start: int) -> tuple[tuple[int, ...], int]:
