@@ -28,7 +28,10 @@ from pipelines.credentials import connection_string
 from pipelines.dead_letter import DeadLetterTopic, ForeignDeadLetters, same_cluster
 from pipelines.decode import make_decoder
 from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
+from pipelines.evolve import Target as EvolveTarget
+from pipelines.evolve import with_schema_checks
 from pipelines.ingest import IngestTarget, KustoIngestor
+from pipelines.metadata import with_metadata
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition, plan
 from pipelines.read import consumer_config, partition_states, read_range
 from pipelines.retry import RetryPolicy
@@ -134,8 +137,24 @@ class SinkRuntime:
         return [
             Route(
                 target=IngestTarget(m.db, m.table, m.format, m.mapping, m.streaming),
-                decoder=make_decoder(
-                    c.kind, m.format, registry=self.registry(c), schemas_enable=c.schemas_enable
+                decoder=with_metadata(
+                    with_schema_checks(
+                        make_decoder(
+                            c.kind,
+                            m.format,
+                            registry=self.registry(c),
+                            schemas_enable=c.schemas_enable,
+                        ),
+                        kind=c.kind,
+                        registry=self.registry(c),
+                        kusto=self.query_client,
+                        target=EvolveTarget(
+                            self.settings.kusto.query_url, m.db, m.table, m.format, m.mapping
+                        ),
+                        evolve=m.evolve_schema,
+                    ),
+                    m.metadata_columns,
+                    m.format,
                 ),
                 batch_suffix=f"{m.db}.{m.table}" if several else None,
                 tombstones=m.tombstones,

@@ -21,6 +21,7 @@ from pipelines.config.base import FrozenModel, is_set, lower, report_problems
 from pipelines.config.kafka_settings import KafkaConnection, KafkaSettings
 from pipelines.config.kusto_settings import KustoSettings
 from pipelines.config.references import SecretText
+from pipelines.metadata import MetadataColumns
 
 FormatName = Literal[
     "json", "multijson", "csv", "tsv", "psv", "txt", "avro", "apacheavro", "parquet", "orc"
@@ -135,6 +136,9 @@ class TopicMapping(FrozenModel):
         False,
         description="Extend the table and its mapping when the writer schema gains fields "
         "(.create-merge table); needs a schema-registry converter",
+    )
+    metadata_columns: MetadataColumns | None = Field(
+        None, description="Kafka key, headers, topic, partition, offset, timestamp as columns"
     )
 
     @field_validator("topic")
