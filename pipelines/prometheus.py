@@ -1,0 +1,168 @@
+"""An optional Prometheus text endpoint, under the names existing dashboards already query.
+
+Counters use Kafka Connect's sink-task and task-error metric names, and the reference's
+``kusto_sink_*`` names, as the Prometheus JMX exporter of the reference's quickstart exposes
+them (``kafka_connect_sink_task_<metric>``), one series per topic-partition
+(``connector``, ``task`` = ``<topic>-<partition>``, ``topic``, ``partition``); sum them for
+the sink's total. They come from the delivery observations in the Dagster event log
+(:mod:`pipelines.metrics`), so they cover every worker and every run, not only the last
+task as the reference's JMX bean does. Lag gauges follow kafka-lag-exporter's names.
+
+=========================================================  ===================================
+metric (``_total`` counters)                               source
+=========================================================  ===================================
+``kafka_connect_sink_task_sink_record_read_total``         rows sent + records failed
+``kafka_connect_sink_task_sink_record_send_total``         rows confirmed in Kusto
+``kafka_connect_task_error_total_record_failures_total``   records dead-lettered or failed
+``kafka_connect_task_error_deadletterqueue_produce_``      dead letters written
+``requests_total``
+``kusto_sink_recordswritten_total``, ``_recordsfailed``,   the reference's KustoSinkMetrics
+``_dlqrecordssent``, ``_ingestionattempts``,
+``_ingestionsuccesses``, ``_ingestionfailures``
+``kafka_consumergroup_group_offset``                       committed offset (gauge)
+``kafka_consumergroup_group_lag``                          records behind (gauge)
+``kafka_consumergroup_group_lag_seconds``                  age of the oldest undelivered record
+``kafka_consumergroup_group_max_lag`` / ``_sum_lag``       per group (gauges)
+=========================================================  ===================================
+
+Run it next to the sink (it reads the same ``DAGSTER_HOME``)::
+
+    python -m pipelines.prometheus -c sink.yaml --port 9399
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIServer
+
+import dagster as dg
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pipelines.config import SinkSettings, config_path, load_settings
+from pipelines.metrics import Counters, Totals, add_new_deliveries
+from pipelines.runtime import SinkRuntime
+from pipelines.status import partition_statuses
+
+_TASK = ("connector", "task", "topic", "partition")
+_LAG = ("group", "topic", "partition")
+_COUNTERS: list[tuple[str, str, str]] = [
+    # (name without _total, help, Counters field or "read")
+    ("kafka_connect_sink_task_sink_record_read", "Records read (sent + failed)", "read"),
+    ("kafka_connect_sink_task_sink_record_send", "Records written to Kusto", "records_written"),
+    (
+        "kafka_connect_task_error_total_record_failures",
+        "Records that could not be decoded or that Kusto refused",
+        "records_failed",
+    ),
+    (
+        "kafka_connect_task_error_deadletterqueue_produce_requests",
+        "Records written to a dead-letter topic",
+        "dead_lettered",
+    ),
+    # the reference's own KustoSinkMetrics bean, as its Grafana dashboards query it
+    ("kusto_sink_recordswritten", "Records written to Kusto", "records_written"),
+    ("kusto_sink_recordsfailed", "Records failed", "records_failed"),
+    ("kusto_sink_dlqrecordssent", "Records written to a dead-letter topic", "dead_lettered"),
+    ("kusto_sink_ingestionattempts", "Batches submitted to Kusto", "ingestion_attempts"),
+    ("kusto_sink_ingestionsuccesses", "Batches Kusto confirmed", "ingestion_successes"),
+    ("kusto_sink_ingestionfailures", "Failed delivery attempts", "ingestion_failures"),
+]
+
+
+def _value(counters: Counters, field: str) -> int:
+    if field == "read":
+        return counters.records_written + counters.records_failed
+    return int(getattr(counters, field))
+
+
+class SinkCollector(Collector):
+    """Reads counters from the Dagster event log and lag from Kafka at each scrape."""
+
+    def __init__(self, settings: SinkSettings, instance: dg.DagsterInstance) -> None:
+        self._settings, self._instance = settings, instance
+        self._runtime = SinkRuntime(settings)
+        self._totals = Totals({})
+        self._lock = threading.Lock()  # scrapes may overlap; the runtime's clients may not
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            states = self._runtime.partition_states()
+            add_new_deliveries(self._instance, {tp.topic for tp in states}, self._totals)
+            statuses = partition_statuses(
+                self._runtime.consumer, states, self._settings.kafka.auto_offset_reset
+            )
+            by_partition = dict(self._totals.by_partition)
+        name = self._settings.name
+        for metric, help_text, field in _COUNTERS:
+            family = CounterMetricFamily(metric, help_text, labels=_TASK)
+            for tp, counters in sorted(by_partition.items()):
+                labels = [name, f"{tp.topic}-{tp.partition}", tp.topic, str(tp.partition)]
+                family.add_metric(labels, _value(counters, field))
+            yield family
+        group = self._settings.group_id
+        offset = GaugeMetricFamily(
+            "kafka_consumergroup_group_offset", "Committed offset", labels=_LAG
+        )
+        lag = GaugeMetricFamily("kafka_consumergroup_group_lag", "Records behind", labels=_LAG)
+        lag_seconds = GaugeMetricFamily(
+            "kafka_consumergroup_group_lag_seconds",
+            "Age of the oldest record not yet delivered",
+            labels=_LAG,
+        )
+        for status in statuses:
+            tp = status.topic_partition
+            labels = [group, tp.topic, str(tp.partition)]
+            if status.committed is not None:
+                offset.add_metric(labels, status.committed)
+            lag.add_metric(labels, status.lag_records)
+            lag_seconds.add_metric(labels, status.oldest_age_s or 0.0)
+        yield from (offset, lag, lag_seconds)
+        lags = [status.lag_records for status in statuses]
+        for metric, value in (("max_lag", max(lags, default=0)), ("sum_lag", sum(lags))):
+            family = GaugeMetricFamily(
+                f"kafka_consumergroup_group_{metric}", f"Group {metric}", labels=("group",)
+            )
+            family.add_metric([group], value)
+            yield family
+
+    def close(self) -> None:
+        self._runtime.close()
+
+
+def serve(
+    settings: SinkSettings, instance: dg.DagsterInstance, *, port: int, host: str = "127.0.0.1"
+) -> tuple[WSGIServer, SinkCollector]:
+    """Serve ``/metrics`` on ``host:port`` from a background thread.
+
+    Stop with ``server.shutdown()`` then ``collector.close()``.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    collector = SinkCollector(settings, instance)
+    registry.register(collector)
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server, collector
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Prometheus endpoint of a kusto-sink")
+    parser.add_argument("-c", "--config", help="settings file (default: $KUSTO_SINK_CONFIG)")
+    parser.add_argument("--port", type=int, default=9399)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    settings = load_settings(config_path(args.config))
+    server, collector = serve(settings, dg.DagsterInstance.get(), port=args.port, host=args.host)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        collector.close()
+
+
+if __name__ == "__main__":
+    main()
