@@ -1,0 +1,47 @@
+"""Helpers of the parity tests: draining a sink, reading Kusto rows and Kafka topics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from azure.kusto.data import KustoClient
+from confluent_kafka import Consumer
+
+from pipelines.config import SinkSettings, load_settings
+from pipelines.deliver import DeliveryReport
+from pipelines.runtime import SinkRuntime
+
+
+def drain(settings: SinkSettings | Path) -> list[DeliveryReport]:
+    """Deliver every planned range once; returns the reports."""
+    if isinstance(settings, Path):
+        settings = load_settings(settings)
+    with SinkRuntime(settings) as runtime:
+        return [runtime.deliver(rng) for rng in runtime.plan()]
+
+
+def rows(kusto: KustoClient, db: str, query: str) -> list[dict[str, Any]]:
+    return [row.to_dict() for row in kusto.execute_query(db, query).primary_results[0]]
+
+
+def read_topic(bootstrap_servers: str, topic: str, expected: int) -> list[Any]:
+    """The first ``expected`` records of ``topic`` (committed ones only)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"parity-reader-{topic}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    try:
+        for _ in range(30):
+            found += [m for m in consumer.consume(100, timeout=1) if m.error() is None]
+            if len(found) >= expected:
+                break
+    finally:
+        consumer.close()
+    return found
