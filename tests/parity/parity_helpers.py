@@ -12,6 +12,18 @@ from pipelines.config import SinkSettings, load_settings
 from pipelines.deliver import DeliveryReport
 from pipelines.runtime import SinkRuntime
 
+REFERENCE = Path(__file__).parent / "reference"
+
+# The variables the reference quickstart's connector JSON names, for a load-only test.
+QUICKSTART_ENV = {
+    "KAFKA_TOPIC": "quickstart",
+    "KUSTO_DATABASE": "db",
+    "KUSTO_TABLE": "Events",
+    "KUSTO_INGEST_URL": "http://127.0.0.1:8080",
+    "KUSTO_ENGINE_URL": "http://127.0.0.1:8080",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+}
+
 
 def drain(settings: SinkSettings | Path) -> list[DeliveryReport]:
     """Deliver every planned range once; returns the reports."""

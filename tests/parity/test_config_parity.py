@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from parity_helpers import QUICKSTART_ENV, REFERENCE
 
 from pipelines.config import ConfigError, SinkSettings, read_settings
 
-REFERENCE = Path(__file__).parent / "reference"
 ENGINE = "https://mycluster.westeurope.kusto.windows.net"
 INGEST = "https://ingest-mycluster.westeurope.kusto.windows.net"
 BASE = {
@@ -63,16 +63,6 @@ def test_the_reference_properties_example_is_our_config(tmp_path: Path) -> None:
     assert settings.misc_dead_letter.topic == "test-topic-error"
     assert settings.dead_letter is not None and settings.dead_letter.topic == "connect-dlq-topic"
     assert "errors.deadletterqueue.topic.replication.factor" in loaded.unused
-
-
-QUICKSTART_ENV = {
-    "KAFKA_TOPIC": "quickstart",
-    "KUSTO_DATABASE": "db",
-    "KUSTO_TABLE": "Events",
-    "KUSTO_INGEST_URL": "http://127.0.0.1:8080",
-    "KUSTO_ENGINE_URL": "http://127.0.0.1:8080",
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-}
 
 
 @pytest.mark.xfail(
