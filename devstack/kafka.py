@@ -13,6 +13,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,10 +22,22 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devstack.process import Server, StackError
+from devstack.process import Server, StackError, free_port, start, stop, wait_healthy
 
 POM = Path(__file__).with_name("pom.xml")
 HEALTH_TOPIC = "devstack-health"
+# Class-data-sharing archive of the classes a broker loads, kept beside the jars it was
+# made from: later starts map it instead of parsing ~45 jars (about twice as fast to
+# "started" on a busy 2-core machine: 19-24 s -> 11 s measured).
+CLASS_ARCHIVE = "kafka-classes.jsa"
+JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx1G",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
 
 # Chosen for a single-node test broker: internal topics cannot have more replicas than
 # brokers, and fewer internal partitions make the (often repeated) start-up faster.
@@ -70,11 +83,11 @@ logger.clients.level = WARN
 
 def fetch_jars(lib_dir: Path) -> bool:
     """Resolve Kafka's jars with Maven into `lib_dir` unless the pom is unchanged since last
-    time. Returns True when it fetched."""
+    time, and record their class archive if missing. True when it did either."""
     stamp = lib_dir / ".pom-sha256"
     pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == pom_hash:
-        return False
+        return _train_class_archive(lib_dir)
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError("kafka: Maven (`mvn`) is not on PATH; it is needed to fetch Kafka's jars")
@@ -101,7 +114,52 @@ def fetch_jars(lib_dir: Path) -> bool:
     shutil.rmtree(lib_dir, ignore_errors=True)
     staging.rename(lib_dir)
     stamp.write_text(pom_hash)
+    _train_class_archive(lib_dir)
     return True
+
+
+def _train_class_archive(lib_dir: Path) -> bool:
+    """Run a throw-away broker once with `-XX:ArchiveClassesAtExit` to record the class
+    archive, unless it exists (or an earlier attempt failed). True when it made one.
+
+    Only an archive that a JVM then maps with `-Xshare:on` is kept: a broken one would
+    crash every later start instead of merely slowing it.
+    """
+    archive = lib_dir / CLASS_ARCHIVE
+    failed_marker = lib_dir / (CLASS_ARCHIVE + ".failed")
+    if archive.exists() or failed_marker.exists():
+        return False
+    partial = lib_dir / (CLASS_ARCHIVE + ".partial")
+    partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kafka-classes-") as scratch:
+        home = Path(scratch)
+        server = kafka_server(
+            home, lib_dir, home / "kafka.log", free_port(), free_port(), archive_at_exit=partial
+        )
+        try:
+            running = start(server, home / "run")
+            try:
+                wait_healthy(server, running, timeout=180)
+            finally:
+                stop(home / "run", server.name, timeout=180)  # the JVM writes it on exit
+        except StackError:
+            failed_marker.touch()
+            return False
+    check = [
+        _java(),
+        *JVM_OPTIONS,
+        "-Xshare:on",  # fail, rather than fall back, if the archive cannot be used
+        f"-XX:SharedArchiveFile={partial}",
+        "-cp",
+        f"{lib_dir}/*",
+        "-version",
+    ]
+    if partial.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        partial.rename(archive)
+        return True
+    partial.unlink(missing_ok=True)
+    failed_marker.touch()
+    return False
 
 
 def _new_cluster_id() -> str:
@@ -111,6 +169,13 @@ def _new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not text.startswith("-"):
             return text
+
+
+def _class_sharing(lib_dir: Path, archive_at_exit: Path | None) -> list[str]:
+    if archive_at_exit is not None:
+        return [f"-XX:ArchiveClassesAtExit={archive_at_exit}"]
+    archive = lib_dir / CLASS_ARCHIVE
+    return [f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []
 
 
 def _java() -> str:
@@ -131,12 +196,14 @@ def kafka_server(
     extra_properties: str = "",
     extra_ports: Mapping[str, int] | None = None,
     format_options: Sequence[str] = (),
+    archive_at_exit: Path | None = None,
 ) -> Server:
     """The Kafka broker+controller as a stack server; `home` holds its config and data.
 
     `extra_properties` are appended to server.properties (a later key overrides an earlier
     one, so a secured broker can replace `listeners`); `format_options` go to the storage
     format (e.g. `--add-scram`, which KRaft accepts only there or through the admin API).
+    `archive_at_exit` records the class archive (see `CLASS_ARCHIVE`) when the JVM exits.
     """
     properties = home / "server.properties"
     log4j = home / "log4j2.properties"
@@ -178,13 +245,9 @@ def kafka_server(
 
     command = [
         shutil.which("java") or "java",
-        "-Xms256m",
-        "-Xmx1G",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-XX:+ExitOnOutOfMemoryError",
-        "-Djava.awt.headless=true",
+        *JVM_OPTIONS,
         f"-Dlog4j2.configurationFile={log4j}",
+        *_class_sharing(lib_dir, archive_at_exit),
         "-cp",
         classpath,
         "kafka.Kafka",

@@ -205,7 +205,7 @@ def fetch(
     """Download what the servers need (Kafka jars, Azurite) unless it is there already."""
     names = {server.name for stage in _selected(config, only) for server in stage}
     if "kafka" in names and kafka.fetch_jars(config.kafka_lib_dir):
-        report(f"kafka: fetched jars into {config.kafka_lib_dir}")
+        report(f"kafka: jars and class archive ready in {config.kafka_lib_dir}")
     if "azurite" in names and azurite.install():
         report(f"azurite: installed into {azurite.ENTRY_POINT.parents[2]}")
 

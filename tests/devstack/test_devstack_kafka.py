@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from devstack.kafka import CLASS_ARCHIVE
 from devstack.stack import StackConfig, down, up
 
 pytestmark = pytest.mark.stack
@@ -56,3 +57,8 @@ def test_broker_restart_keeps_data(stack: StackConfig, make_topic: Callable[...,
     assert up(stack, only=["kafka"]) == ["kafka"]
 
     assert consume_all(stack.bootstrap_servers, topic, len(values)) == values
+
+
+def test_broker_starts_from_its_class_archive(stack: StackConfig) -> None:
+    archive = stack.kafka_lib_dir / CLASS_ARCHIVE
+    assert archive.exists(), f"{archive} missing: see {archive}.failed and the fetch output"
