@@ -44,13 +44,15 @@ class MessageConverter:
     """Converts messages of any type, building each type's converter on first use."""
 
     def __init__(self) -> None:
-        self._by_type: dict[str, Convert] = {}
+        # Keyed by the descriptor itself, not its name: two versions of a registered schema
+        # share a message name, and a newer one's added fields must not be dropped.
+        self._by_type: dict[Descriptor, Convert] = {}
 
     def to_dict(self, message: Message) -> Any:
         return self._converter(message.DESCRIPTOR)(message)
 
     def _converter(self, descriptor: Descriptor) -> Convert:
-        convert = self._by_type.get(descriptor.full_name)
+        convert = self._by_type.get(descriptor)
         if convert is None:
             if descriptor.full_name in _AS_JSON_STRING:
                 convert = _json_string
@@ -60,7 +62,7 @@ class MessageConverter:
                 convert = message_to_dict
             else:
                 convert = self._build(descriptor)
-            self._by_type[descriptor.full_name] = convert
+            self._by_type[descriptor] = convert
         return convert
 
     def _wrapper(self, descriptor: Descriptor) -> Convert:
