@@ -12,8 +12,10 @@ from azure.kusto.data import KustoClient
 from confluent_kafka import KafkaException
 
 from pipelines.config import TopicMapping
+from pipelines.config.kafka_client import kafka_client_config
 from pipelines.errors import ConfigError, Problem, SinkError
 from pipelines.ingest import kusto_errors
+from pipelines.kafka_login import login_problem
 from pipelines.runtime import SinkRuntime
 
 KAFKA_TIMEOUT_S = 10.0
@@ -35,6 +37,20 @@ def check(runtime: SinkRuntime) -> None:
 
 def _kafka_problems(runtime: SinkRuntime) -> list[Problem]:
     settings = runtime.settings
+    # A refused login shows in a second here, instead of as a timeout of the requests below.
+    logins = {"kafka.security": settings.kafka}
+    logins |= {
+        f"{field}.security": connection
+        for field in ("dead_letter", "misc_dead_letter")
+        if (connection := getattr(settings, field)) is not None
+    }
+    refused = [
+        Problem(setting, problem)
+        for setting, connection in logins.items()
+        if (problem := login_problem(kafka_client_config(connection), KAFKA_TIMEOUT_S))
+    ]
+    if refused:
+        return refused
     try:
         existing = runtime.admin.list_topics(timeout=KAFKA_TIMEOUT_S).topics
     except KafkaException as error:
