@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,7 +44,6 @@ class Server:
     """What it keeps between runs; `up --fresh` deletes it."""
     prepare: Callable[[], None] | None = None
     """Runs before each start (write config files, format storage, check tools)."""
-    env: Mapping[str, str] = field(default_factory=dict)
     start_timeout: float = 90.0
     stop_timeout: float = 30.0
 
@@ -182,7 +181,6 @@ def start(server: Server, run_dir: Path) -> Running:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **server.env},
                 # Own session: a Ctrl-C in the terminal that ran `up` must not reach it.
                 start_new_session=True,
             )
@@ -194,9 +192,11 @@ def start(server: Server, run_dir: Path) -> Running:
     _children[process.pid] = process
     ticks = start_ticks_of(process.pid)
     running = Running(server.name, process.pid, ticks or 0, dict(server.ports))
-    _pid_file(run_dir, server.name).write_text(
-        json.dumps({"pid": running.pid, "start_ticks": running.start_ticks, "ports": running.ports})
-    )
+    record = {"pid": running.pid, "start_ticks": running.start_ticks, "ports": running.ports}
+    # Written aside and renamed: `status` reads pid files without the stack lock.
+    partial = run_dir / f".{server.name}.json.partial"
+    partial.write_text(json.dumps(record))
+    partial.rename(_pid_file(run_dir, server.name))
     return running
 
 
