@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,27 @@ def read_topic(bootstrap_servers: str, topic: str, expected: int) -> list[Any]:
     finally:
         consumer.close()
     return found
+
+
+NOTE_JSON_MAPPING = json.dumps(
+    [
+        {"column": "id", "Properties": {"Path": "$.id"}},
+        {"column": "note", "Properties": {"Path": "$.note"}},
+    ]
+)
+
+
+def note_table(kusto: KustoClient, db: str, table: str) -> None:
+    """Table ``(id:long, note:string)`` with json mapping ``notes``, for :func:`notes`."""
+    kusto.execute_mgmt(db, f".create table {table} (id:long, note:string)")
+    kusto.execute_mgmt(
+        db, f".create table {table} ingestion json mapping 'notes' '{NOTE_JSON_MAPPING}'"
+    )
+
+
+def notes(first: int, count: int) -> list[tuple[None, bytes, None]]:
+    """``count`` JSON records ``{"id", "note"}`` from id ``first``, as (key, value, headers)."""
+    return [
+        (None, json.dumps({"id": i, "note": f"n{i}"}).encode(), None)
+        for i in range(first, first + count)
+    ]

@@ -11,7 +11,16 @@ import pyarrow as pa
 import pyarrow.orc as pa_orc
 import pyarrow.parquet as pa_parquet
 import pytest
-from parity_helpers import QUICKSTART_ENV, REFERENCE, drain, read_topic, rows
+from parity_helpers import (
+    NOTE_JSON_MAPPING,
+    QUICKSTART_ENV,
+    REFERENCE,
+    drain,
+    note_table,
+    notes,
+    read_topic,
+    rows,
+)
 
 from devstack import kafka
 from pipelines.config import load_settings, read_settings
@@ -19,27 +28,6 @@ from pipelines.definitions import build_definitions
 from pipelines.runtime import SinkRuntime
 
 pytestmark = pytest.mark.stack
-
-NOTE_JSON_MAPPING = json.dumps(
-    [
-        {"column": "id", "Properties": {"Path": "$.id"}},
-        {"column": "note", "Properties": {"Path": "$.note"}},
-    ]
-)
-
-
-def note_table(kusto, db: str, table: str, extra: str = "") -> None:
-    kusto.execute_mgmt(db, f".create table {table} (id:long, note:string{extra})")
-    kusto.execute_mgmt(
-        db, f".create table {table} ingestion json mapping 'notes' '{NOTE_JSON_MAPPING}'"
-    )
-
-
-def notes(first: int, count: int) -> list:
-    return [
-        (None, json.dumps({"id": i, "note": f"n{i}"}).encode(), None)
-        for i in range(first, first + count)
-    ]
 
 
 def test_the_reference_quickstart_drains_into_the_local_stack(
