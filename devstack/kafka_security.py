@@ -72,6 +72,16 @@ class SecureKafka:
         return self.tls_dir / "client.p12"
 
     @property
+    def server_certificate(self) -> Path:
+        """The broker's certificate (127.0.0.1, localhost); other local https servers of the
+        security tests (Kusto emulator, token endpoint) serve it too."""
+        return self.tls_dir / "broker.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.tls_dir / "broker.key"
+
+    @property
     def foreign_ca_pem(self) -> Path:
         """A CA that signed nothing the broker uses: trusting only it must fail."""
         return self.tls_dir / "foreign-ca.pem"

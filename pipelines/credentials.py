@@ -7,8 +7,11 @@ azure-identity's, not ours.
 
 from __future__ import annotations
 
+from typing import Any
+
 from azure.core.credentials import TokenCredential
 from azure.identity import (
+    AzureAuthorityHosts,
     AzureCliCredential,
     CertificateCredential,
     ClientSecretCredential,
@@ -19,6 +22,12 @@ from azure.identity import (
 from azure.kusto.data import KustoConnectionStringBuilder
 
 from pipelines.config import AuthSettings
+
+_WELL_KNOWN_AUTHORITIES = {
+    AzureAuthorityHosts.AZURE_PUBLIC_CLOUD,
+    AzureAuthorityHosts.AZURE_CHINA,
+    AzureAuthorityHosts.AZURE_GOVERNMENT,
+}
 
 
 def connection_string(url: str, auth: AuthSettings) -> KustoConnectionStringBuilder:
@@ -35,7 +44,12 @@ def connection_string(url: str, auth: AuthSettings) -> KustoConnectionStringBuil
 
 def credential(auth: AuthSettings) -> TokenCredential:
     """The azure-identity credential of a token-based strategy."""
-    authority = {"authority": auth.authority_host} if auth.authority_host else {}
+    authority: dict[str, Any] = {"authority": auth.authority_host} if auth.authority_host else {}
+    # MSAL checks authorities it does not know against Azure's public cloud, which fails for
+    # Azure Stack, private clouds and local token endpoints: skip that check for them.
+    host = (auth.authority_host or "").removeprefix("https://").rstrip("/")
+    if host and host not in _WELL_KNOWN_AUTHORITIES:
+        authority["disable_instance_discovery"] = True
     match auth.strategy:
         case "application":
             assert auth.tenant and auth.client_id and auth.client_secret
@@ -64,6 +78,6 @@ def credential(auth: AuthSettings) -> TokenCredential:
             return DefaultAzureCredential(
                 managed_identity_client_id=auth.client_id,
                 workload_identity_client_id=auth.client_id,
-                **authority,
+                authority=auth.authority_host,
             )
     raise ValueError(f"auth.strategy {auth.strategy!r} does not use an Azure AD credential")

@@ -22,10 +22,12 @@ from azure.storage.blob import BlobClient
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devstack.kusto_emulator.auth import RequireToken
 from devstack.kusto_emulator.azure_storage import StorageResources
 from devstack.kusto_emulator.errors import KustoRequestError
 from devstack.kusto_emulator.faults import Endpoint, FaultRegistry, FaultSpec
@@ -277,7 +279,7 @@ async def _unexpected(_: Request, error: Exception) -> Response:
     )
 
 
-def build_app(emulator: Emulator) -> Starlette:
+def build_app(emulator: Emulator, require_token: str | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(emulator.start)
@@ -296,7 +298,14 @@ def build_app(emulator: Emulator) -> Starlette:
         Route("/v2/rest/query", emulator.query_v2, methods=["POST"]),
         Route("/v1/rest/ingest/{database}/{table}", emulator.streaming_ingest, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
+    # Opt-in: a cluster that demands Azure AD tokens for this audience (see auth.py).
+    middleware = [Middleware(RequireToken, audience=require_token)] if require_token else []
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={Exception: _unexpected},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,15 +319,25 @@ def main(argv: list[str] | None = None) -> None:
         help="Azure Storage (Azurite) connection string; default $AZURE_STORAGE_CONNECTION_STRING",
     )
     parser.add_argument("--poll-interval", type=float, default=0.25, help="queue poll seconds")
+    parser.add_argument(
+        "--require-token",
+        metavar="AUDIENCE",
+        default=os.environ.get("KUSTO_EMULATOR_REQUIRE_TOKEN"),
+        help="demand a bearer token for AUDIENCE on every Kusto request (see auth.py)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-cert")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     emulator = Emulator(args.data_dir, args.storage_connection_string, args.poll_interval)
     # A bounded graceful shutdown: an injected "hang" must not keep a stopping emulator alive.
     uvicorn.run(
-        build_app(emulator),
+        build_app(emulator, args.require_token),
         host=args.host,
         port=args.port,
         log_level="warning",
         timeout_graceful_shutdown=3,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
