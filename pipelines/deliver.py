@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -152,9 +153,7 @@ def deliver_range(
         route: _Held.from_spans(
             retry.call(
                 f"listing batches of {rng.key} in {route.target.database}.{route.target.table}",
-                lambda route=route: ingestor.delivered_spans(
-                    route.target, rng.topic, rng.partition
-                ),
+                partial(ingestor.delivered_spans, route.target, rng.topic, rng.partition),
             ),
             rng.start,
         )
@@ -259,7 +258,7 @@ class _Delivery:
             receipts.append(
                 self.retry.call(
                     f"submitting batch {batch.batch_id}",
-                    lambda batch=batch: self.ingestor.submit(batch, route.target),
+                    partial(self.ingestor.submit, batch, route.target),
                 )
             )
             _crash_point("after_first_submit")
@@ -384,10 +383,9 @@ def _commit(
         if target is None:
             raise TerminalError(f"{len(found)} dead letter(s) of {rng} have no topic to go to")
         if target.writer is not None:
-            writer = target.writer
             options.retry.call(
                 f"writing dead letters of {rng} to topic {target.topic}",
-                lambda writer=writer, found=found: writer.write(rng, found),
+                partial(target.writer.write, rng, found),
             )
         else:
             in_transaction += [(target.topic, letter) for letter in found]

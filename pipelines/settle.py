@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from pipelines.errors import IngestionFailed, NotConfirmed
 from pipelines.ingest import KustoIngestor, Receipt
@@ -67,12 +68,12 @@ def settle(
             if failing[batch_id].retry_at <= now:
                 del waiting[batch_id]
                 pending.append(
-                    retry.call(f"resubmitting batch {batch_id}", lambda r=receipt: resubmit(r))
+                    retry.call(f"resubmitting batch {batch_id}", partial(resubmit, receipt))
                 )
         if pending:
             failed = retry.call(
                 f"checking {len(pending)} batch(es) in Kusto",
-                lambda current=list(pending): ingestor.check(current),
+                partial(ingestor.check, list(pending)),
             )
             for receipt, error in failed:
                 pending.remove(receipt)
