@@ -75,10 +75,11 @@ class Target:
 # --- Fields of a writer schema, as Kusto columns ---------------------------------------------
 
 
-def _avro_type(node: Any) -> str:
+def avro_kusto_type(node: Any) -> str:
+    """The Kusto column type for an Avro type (dynamic for records, maps, arrays, unions)."""
     if isinstance(node, list):
         branches = [branch for branch in node if branch != "null"]
-        return _avro_type(branches[0]) if len(branches) == 1 else "dynamic"
+        return avro_kusto_type(branches[0]) if len(branches) == 1 else "dynamic"
     if isinstance(node, dict):
         logical = node.get("logicalType", "")
         if logical.startswith(("timestamp-", "local-timestamp-")) or logical == "date":
@@ -88,7 +89,7 @@ def _avro_type(node: Any) -> str:
         kind = node.get("type")
         if kind in ("enum", "fixed"):
             return "string"
-        return _avro_type(kind) if isinstance(kind, str | list) else "dynamic"
+        return avro_kusto_type(kind) if isinstance(kind, str | list) else "dynamic"
     primitives = {
         "boolean": "bool",
         "int": "int",
@@ -164,7 +165,7 @@ def schema_fields(
     """
     if kind == "avro":
         schema = standalone_schema(writer, registry)
-        return {f["name"]: _avro_type(f["type"]) for f in schema.get("fields", [])}
+        return {f["name"]: avro_kusto_type(f["type"]) for f in schema.get("fields", [])}
     if kind == "json_schema":
         schema = json.loads(writer.schema)
         properties = schema.get("properties", {})
