@@ -8,11 +8,15 @@ so decoders stay unaware of it:
   bytes level, without parsing the record (``{"kafka_offset":7,"id":1}``).
 - Delimited text (csv, tsv, psv, ...): the values are appended as extra fields, in the
   order ``key, headers, topic, partition, offset, timestamp`` of the columns that are set.
+- Avro (registry converter): each body is decoded and encoded again with the writer schema
+  extended by the fields (key ``[null, string]``, headers ``[null, map<[null, string]>]``,
+  topic ``string``, partition ``int``, offset ``long``, timestamp ``[null,
+  timestamp-millis]``): the one path that costs a Python decode and encode per record.
 
 Values: the key as UTF-8 text (bytes that are not UTF-8 are replaced), headers as a JSON
 object ``{name: text}`` (a header repeated keeps its last value), the timestamp as ISO 8601
-UTC (null when the record has none). Avro, Parquet and ORC are not supported: their
-bodies would need re-encoding, and the route is refused at start-up with that reason.
+UTC (null when the record has none). Whole files (Parquet, ORC, Avro container files) and
+``txt`` cannot take fields: such a route is refused, naming ``metadata_columns``.
 
 Usage::
 
@@ -23,20 +27,25 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+import fastavro
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.decode import Decoder
+from pipelines.decode.base import decode_error
 from pipelines.decode.csv_text import DELIMITERS
+from pipelines.decode.raw import WholeFileDecoder
 from pipelines.errors import ConfigError
-from pipelines.records import Chunk, DeadLetter, KafkaRecord, LineFraming
+from pipelines.records import AvroFraming, Chunk, DeadLetter, KafkaRecord
 
 JSON_FORMATS = ("json", "multijson")
+AVRO_FORMATS = ("avro", "apacheavro")
 _PARTS = ("key", "headers", "topic", "partition", "offset", "timestamp")
 # confluent_kafka's TIMESTAMP_NOT_AVAILABLE
 _NO_TIMESTAMP = 0
@@ -85,7 +94,7 @@ class MetadataColumns(BaseModel):
 
 
 def metadata_values(record: KafkaRecord, parts: Sequence[str]) -> list[Any]:
-    """The values of ``parts`` of ``record``, JSON-ready."""
+    """The values of ``parts`` of ``record``; the timestamp in epoch milliseconds or None."""
     values: list[Any] = []
     for part in parts:
         if part == "key":
@@ -106,16 +115,39 @@ def metadata_values(record: KafkaRecord, parts: Sequence[str]) -> list[Any]:
             values.append(record.offset())
         else:
             kind, millis = record.timestamp()
-            at = datetime.fromtimestamp(millis / 1000, UTC) if kind != _NO_TIMESTAMP else None
-            values.append(at.isoformat().replace("+00:00", "Z") if at else None)
+            values.append(millis if kind != _NO_TIMESTAMP else None)
     return values
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Adder(Protocol):
+    def __call__(
+        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+    ) -> list[DeadLetter]:
+        """Add ``values[i]`` to the row at ``chunk.offsets[i]``; rows that cannot take them
+        are dropped from the chunk and returned as dead letters."""
+        ...
 
 
 class _JsonSplice:
     def __init__(self, columns: dict[str, str]) -> None:
         self._names = list(columns.values())
+        self._timestamp = list(columns).index("timestamp") if "timestamp" in columns else None
 
-    def __call__(self, payload: bytes, values: list[Any]) -> bytes:
+    def __call__(
+        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+    ) -> list[DeadLetter]:
+        chunk.payloads = [self._splice(p, v) for p, v in zip(chunk.payloads, values, strict=True)]
+        return []
+
+    def _splice(self, payload: bytes, values: list[Any]) -> bytes:
+        if self._timestamp is not None:
+            values[self._timestamp] = _iso(values[self._timestamp])
         fields = orjson.dumps(dict(zip(self._names, values, strict=True)))[1:-1]
         start = payload.index(b"{") + 1
         rest = payload[start:].lstrip()
@@ -124,10 +156,19 @@ class _JsonSplice:
 
 
 class _DelimitedAppend:
-    def __init__(self, delimiter: str) -> None:
+    def __init__(self, columns: dict[str, str], delimiter: str) -> None:
         self._delimiter = delimiter
+        self._timestamp = list(columns).index("timestamp") if "timestamp" in columns else None
 
-    def __call__(self, payload: bytes, values: list[Any]) -> bytes:
+    def __call__(
+        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+    ) -> list[DeadLetter]:
+        chunk.payloads = [self._append(p, v) for p, v in zip(chunk.payloads, values, strict=True)]
+        return []
+
+    def _append(self, payload: bytes, values: list[Any]) -> bytes:
+        if self._timestamp is not None:
+            values[self._timestamp] = _iso(values[self._timestamp])
         out = io.StringIO()
         texts = [
             "" if v is None else orjson.dumps(v).decode() if isinstance(v, dict) else str(v)
@@ -137,23 +178,112 @@ class _DelimitedAppend:
         return payload + self._delimiter.encode() + out.getvalue().encode("utf-8")
 
 
+_AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_AVRO_TYPES: dict[str, Any] = {
+    "key": ["null", "string"],
+    "headers": ["null", {"type": "map", "values": ["null", "string"]}],
+    "topic": "string",
+    "partition": "int",
+    "offset": "long",
+    "timestamp": ["null", {"type": "long", "logicalType": "timestamp-millis"}],
+}
+
+
+class _AvroExtend:
+    """Avro bodies decoded, given the fields, and encoded again with an extended schema:
+    the one path that touches each record in Python, the price of Avro metadata columns."""
+
+    def __init__(self, columns: dict[str, str]) -> None:
+        bad = [name for name in columns.values() if not _AVRO_NAME.fullmatch(name)]
+        if bad:
+            raise ConfigError(
+                f"{', '.join(bad)}: Avro field names are letters, digits and '_', "
+                "not starting with a digit",
+                setting="metadata_columns",
+            )
+        self._columns = columns
+        self._schemas: dict[AvroFraming, tuple[AvroFraming, Any, Any]] = {}
+
+    def __call__(
+        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+    ) -> list[DeadLetter]:
+        assert isinstance(chunk.framing, AvroFraming)
+        framing, reader, writer = self._extended(chunk.framing)
+        names = list(self._columns.values())
+        offsets, payloads, dead = [], [], []
+        for offset, body, row, record in zip(
+            chunk.offsets, chunk.payloads, values, records, strict=True
+        ):
+            try:
+                decoded = fastavro.schemaless_reader(io.BytesIO(body), reader, None)
+            except Exception as error:  # a corrupt body fails in many ways (EOF, index, ...)
+                reason = f"Avro body does not match its schema: {type(error).__name__}: {error}"
+                dead.append(DeadLetter(record, decode_error(record, reason)))
+                continue
+            assert isinstance(decoded, dict)
+            decoded.update(zip(names, row, strict=True))
+            out = io.BytesIO()
+            fastavro.schemaless_writer(out, writer, decoded)
+            offsets.append(offset)
+            payloads.append(out.getvalue())
+        chunk.framing, chunk.offsets, chunk.payloads = framing, offsets, payloads
+        return dead
+
+    def _extended(self, framing: AvroFraming) -> tuple[AvroFraming, Any, Any]:
+        if framing not in self._schemas:
+            schema = json.loads(framing.schema_json)
+            if not isinstance(schema, dict) or schema.get("type") != "record":
+                raise ConfigError(
+                    "metadata columns need Avro records, not a schema of type "
+                    f"{schema.get('type') if isinstance(schema, dict) else schema!r}",
+                    setting="metadata_columns",
+                )
+            taken = {field["name"] for field in schema["fields"]} & set(self._columns.values())
+            if taken:
+                raise ConfigError(
+                    f"{', '.join(sorted(taken))}: the records' schema has such fields already",
+                    setting="metadata_columns",
+                )
+            extended = {
+                **schema,
+                "fields": [
+                    *schema["fields"],
+                    *({"name": n, "type": _AVRO_TYPES[p]} for p, n in self._columns.items()),
+                ],
+            }
+            text = json.dumps(extended, separators=(",", ":"), ensure_ascii=False)
+            self._schemas[framing] = (
+                AvroFraming(schema_json=text),
+                fastavro.parse_schema(schema),
+                fastavro.parse_schema(extended),
+            )
+        return self._schemas[framing]
+
+
 class MetadataDecoder:
     """A decoder whose rows also carry the chosen parts of their Kafka records."""
 
     def __init__(self, inner: Decoder, columns: MetadataColumns, format: str) -> None:
         self._inner = inner
         self._parts = list(columns.columns())
+        self._add: _Adder
+        if isinstance(inner, WholeFileDecoder):
+            raise ConfigError(
+                f"metadata columns cannot be added to whole {format} files carried as bytes",
+                setting="metadata_columns",
+            )
         if format in JSON_FORMATS:
             self._add = _JsonSplice(columns.columns())
+        elif format in AVRO_FORMATS:
+            self._add = _AvroExtend(columns.columns())
+        elif delimiter := DELIMITERS.get(format):
+            self._add = _DelimitedAppend(columns.columns(), delimiter)
         else:
-            delimiter = DELIMITERS.get(format)
-            if delimiter is None:
-                raise ConfigError(
-                    f"metadata columns need JSON or delimited text, not {format}: Avro, "
-                    "Parquet, ORC and txt rows cannot take extra fields without re-encoding",
-                    setting="metadata_columns",
-                )
-            self._add = _DelimitedAppend(delimiter)
+            raise ConfigError(
+                f"metadata columns need JSON, delimited text or Avro, not {format}: "
+                "Parquet, ORC and txt rows cannot take extra fields",
+                setting="metadata_columns",
+            )
 
     def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
         chunks, dead_letters = self._inner.decode(records)
@@ -161,13 +291,11 @@ class MetadataDecoder:
             return chunks, dead_letters
         by_offset = {record.offset(): record for record in records}
         for chunk in chunks:
-            if not isinstance(chunk.framing, LineFraming):
-                continue  # decoders give JSON and delimited text line framing only
-            chunk.payloads = [
-                self._add(payload, metadata_values(by_offset[offset], self._parts))
-                for offset, payload in zip(chunk.offsets, chunk.payloads, strict=True)
-            ]
-        return chunks, dead_letters
+            of_chunk = [by_offset[offset] for offset in chunk.offsets]
+            values = [metadata_values(record, self._parts) for record in of_chunk]
+            dead_letters += self._add(chunk, values, of_chunk)
+        dead_letters.sort(key=lambda letter: letter.record.offset() or 0)
+        return [chunk for chunk in chunks if chunk.offsets], dead_letters
 
 
 def with_metadata(decoder: Decoder, columns: MetadataColumns | None, format: str) -> Decoder:

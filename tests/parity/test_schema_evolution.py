@@ -197,3 +197,32 @@ def test_protobuf_schema_gains_a_field_and_old_and_new_records_land(
     assert mapped_fields(kusto, kusto_db, "Protos", "json") == ["id", "sensor", "value"]
     got = rows(kusto, kusto_db, "Protos | order by id asc")
     assert [(r["id"], r["sensor"], r["value"]) for r in got] == [(1, "a", None), (2, "b", 2.5)]
+
+
+def test_avro_records_carry_key_headers_and_metadata_columns(
+    kusto, kusto_db, registry, produce, readings
+) -> None:
+    topic, settings = readings
+    kusto.execute_mgmt(
+        kusto_db, ".create-merge table Readings (k:string, h:dynamic, o:long, at:datetime)"
+    )
+    fields = ("id", "sensor", "k", "h", "o", "at")
+    mapping = json.dumps([{"column": c, "Properties": {"Field": c}} for c in fields])
+    kusto.execute_mgmt(
+        kusto_db, f".create-or-alter table Readings ingestion avro mapping 'r' '{mapping}'"
+    )
+    values = avro_values(
+        registry, f"{topic}-value", READING_V1, [{"id": i, "sensor": "s"} for i in range(2)]
+    )
+    produce(
+        topic,
+        [(b"key", v, [("trace", b"t1")]) for _, v, _ in values],
+        timestamp_ms=1_764_288_000_123,
+    )
+    drain(settings(metadata_columns={"key": "k", "headers": "h", "offset": "o", "timestamp": "at"}))
+    got = rows(kusto, kusto_db, "Readings | order by id asc")
+    assert [(r["id"], r["k"], r["h"], r["o"]) for r in got] == [
+        (0, "key", {"trace": "t1"}, 0),
+        (1, "key", {"trace": "t1"}, 1),
+    ]
+    assert all(r["at"].isoformat() == "2025-11-28T00:00:00.123000+00:00" for r in got)

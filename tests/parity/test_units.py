@@ -78,8 +78,10 @@ def test_bad_records_and_tombstones_stay_dead_letters() -> None:
 
 
 def test_formats_that_cannot_take_fields_without_re_encoding_are_refused() -> None:
-    with pytest.raises(ConfigError, match="metadata columns need JSON or delimited text"):
+    with pytest.raises(ConfigError, match="whole parquet files"):
         with_metadata(make_decoder("bytes", "parquet"), MetadataColumns(offset="o"), "parquet")
+    with pytest.raises(ConfigError, match="not txt"):
+        with_metadata(make_decoder("string", "txt"), MetadataColumns(offset="o"), "txt")
 
 
 @pytest.mark.parametrize(
