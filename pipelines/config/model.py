@@ -304,6 +304,17 @@ class SinkSettings(FrozenModel):
                         f"not {converter.kind}",
                     )
                 )
+            if mapping.metadata_columns and (
+                mapping.format in (*WHOLE_FILE_FORMATS, "txt")
+                or (converter.kind == "bytes" and mapping.format in ("avro", "apacheavro"))
+            ):
+                problems.append(
+                    (
+                        f"{where}.metadata_columns",
+                        f"{mapping.format} rows carried whole or as plain text cannot take "
+                        "extra fields; use JSON, delimited text or registry Avro",
+                    )
+                )
             if mapping.tombstones == "dead_letter" and self.dead_letter is None:
                 problems.append((f"{where}.tombstones", "dead_letter needs a dead_letter topic"))
         if self.behavior_on_error != "fail" and self.dead_letter is None:

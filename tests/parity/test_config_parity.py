@@ -186,3 +186,18 @@ def test_metadata_columns_per_mapping_from_connect_json(tmp_path: Path) -> None:
     columns = settings.mappings[0].metadata_columns
     assert columns is not None
     assert columns.columns() == {"key": "kafka_key", "offset": "kafka_offset"}
+
+
+def test_metadata_columns_on_whole_files_are_refused_at_start_up(tmp_path: Path) -> None:
+    mapping = (
+        "[{'topic': 'orders','db': 'db', 'table': 'Orders','format': 'parquet',"
+        "'metadata_columns': {'offset': 'kafka_offset'}}]"
+    )
+    message = problems(
+        tmp_path,
+        **{
+            "kusto.tables.topics.mapping": mapping,
+            "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+        },
+    )
+    assert "metadata_columns" in message and "parquet rows carried whole" in message
