@@ -249,10 +249,14 @@ def compare(
     return Comparison(missing, misfits)
 
 
-def extend_table(kusto: MgmtClient, target: Target, missing: dict[str, str]) -> None:
-    """Add ``missing`` as columns and, when the target names one, as mapping entries."""
-    columns = ", ".join(f"{_quoted(name)}:{kind}" for name, kind in missing.items())
-    kusto.execute_mgmt(target.database, f".create-merge table {_quoted(target.table)} ({columns})")
+def extend_table(
+    kusto: MgmtClient, target: Target, missing: dict[str, str], columns: dict[str, str]
+) -> None:
+    """Add the ``missing`` fields as columns (those the table lacks) and, when the target
+    names an ingestion mapping, as its entries."""
+    new = ", ".join(f"{_quoted(f)}:{kind}" for f, kind in missing.items() if f not in columns)
+    if new:
+        kusto.execute_mgmt(target.database, f".create-merge table {_quoted(target.table)} ({new})")
     if target.mapping is None:
         return
     entries = mapping_entries(kusto, target)
@@ -352,7 +356,7 @@ class EvolvingDecoder:
             )
         if comparison.missing:
             with kusto_errors(f"extending {target} for schema id {schema_id}"):
-                extend_table(self._kusto, target, comparison.missing)
+                extend_table(self._kusto, target, comparison.missing, columns)
             log.info(
                 "schema id %s: added %s to %s%s",
                 schema_id,

@@ -226,3 +226,40 @@ def test_avro_records_carry_key_headers_and_metadata_columns(
         (1, "key", {"trace": "t1"}, 1),
     ]
     assert all(r["at"].isoformat() == "2025-11-28T00:00:00.123000+00:00" for r in got)
+
+
+def _json_schema_values(registry, subject: str, properties: dict, records: list) -> list:
+    schema = {"type": "object", "properties": properties}
+    schema_id = registry.register_schema(subject, Schema(json.dumps(schema), "JSON"))
+    header = b"\x00" + schema_id.to_bytes(4, "big")
+    return [(None, header + json.dumps(record).encode(), None) for record in records]
+
+
+def test_json_schema_gains_a_field_and_old_and_new_records_land(
+    stack, kusto, kusto_db, registry, make_topic, produce, settings_file
+) -> None:
+    topic = make_topic(partitions=1)
+    kusto.execute_mgmt(kusto_db, ".create table Docs (id:long)")
+    mapping = json.dumps([{"column": "id", "Properties": {"Path": "$.id"}}])
+    kusto.execute_mgmt(kusto_db, f".create table Docs ingestion json mapping 'd' '{mapping}'")
+    v1 = {"id": {"type": "integer"}}
+    v2 = {**v1, "at": {"type": "string", "format": "date-time"}}
+    produce(
+        topic,
+        _json_schema_values(registry, f"{topic}-value", v1, [{"id": 1}])
+        + _json_schema_values(
+            registry, f"{topic}-value", v2, [{"id": 2, "at": "2026-01-02T03:04:05Z"}]
+        ),
+    )
+    mapping_entry = {"topic": topic, "db": kusto_db, "table": "Docs", "format": "multijson"}
+    drain(
+        settings_file(
+            topic,
+            [{**mapping_entry, "mapping": "d", "evolve_schema": True}],
+            value_converter={"kind": "json_schema", "schema_registry_url": stack.registry_url},
+        )
+    )
+    assert columns(kusto, kusto_db, "Docs") == {"id": "long", "at": "datetime"}
+    got = rows(kusto, kusto_db, "Docs | order by id asc | extend at=tostring(at)")
+    assert [r["id"] for r in got] == [1, 2]
+    assert got[0]["at"] in ("", None) and got[1]["at"].startswith("2026-01-02T03:04:05")

@@ -8,9 +8,9 @@ import io
 import orjson
 import pytest
 
-from pipelines.decode import make_decoder
+from pipelines.decode import WriterSchema, make_decoder
 from pipelines.errors import ConfigError
-from pipelines.evolve import avro_kusto_type, compare
+from pipelines.evolve import avro_kusto_type, compare, schema_fields
 from pipelines.metadata import MetadataColumns, with_metadata
 
 
@@ -118,3 +118,24 @@ def test_comparison_follows_the_ingestion_mapping() -> None:
     entries = [{"column": "Identifier", "Properties": {"Path": "$['id']"}}]
     result = compare({"id": "long", "x": "int"}, {"Identifier": "long"}, entries)
     assert result.missing == {"x": "int"} and result.misfits == []
+
+
+def test_json_schema_properties_become_kusto_columns() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "amount": {"type": ["number", "null"]},
+            "at": {"type": "string", "format": "date-time"},
+            "tags": {"type": "array"},
+            "ok": {"type": "boolean"},
+        },
+    }
+    writer = WriterSchema("JSON", orjson.dumps(schema).decode(), ())
+    assert schema_fields("json_schema", writer, registry=None) == {  # type: ignore[arg-type]
+        "id": "long",
+        "amount": "real",
+        "at": "datetime",
+        "tags": "dynamic",
+        "ok": "bool",
+    }
