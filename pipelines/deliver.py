@@ -21,6 +21,7 @@ Transient errors are retried at each step (:mod:`pipelines.retry`); terminal one
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import signal
@@ -205,29 +206,33 @@ class _Delivery:
 
     def run(self) -> None:
         rng, receipts = self.rng, []
-        writers = {
-            route: BatchWriter(
-                self.workdir,
-                topic=rng.topic,
-                partition=rng.partition,
-                range_start=self.held[route].resume,
-                flush_size_bytes=self.options.flush_size_bytes,
-                table=route.batch_suffix,
-            )
-            for route in self.routes
-        }
-        for records in self.retry.read(self.read, rng):
-            self.report.records_read += len(records)
+        with contextlib.ExitStack() as writing:
+            # On a failure, each writer drops its open file and stops its worker thread.
+            writers = {
+                route: writing.enter_context(
+                    BatchWriter(
+                        self.workdir,
+                        topic=rng.topic,
+                        partition=rng.partition,
+                        range_start=self.held[route].resume,
+                        flush_size_bytes=self.options.flush_size_bytes,
+                        table=route.batch_suffix,
+                    )
+                )
+                for route in self.routes
+            }
+            for records in self.retry.read(self.read, rng):
+                self.report.records_read += len(records)
+                for route in self.routes:
+                    chunks, failures = self._decode(route, records)
+                    for failure in failures:
+                        self._on_bad_record(failure, route)
+                    for chunk in chunks:
+                        chunk = self.held[route].pending(chunk)
+                        if chunk.offsets:
+                            receipts += self._submit(route, writers[route].add(chunk))
             for route in self.routes:
-                chunks, failures = self._decode(route, records)
-                for failure in failures:
-                    self._on_bad_record(failure, route)
-                for chunk in chunks:
-                    chunk = self.held[route].pending(chunk)
-                    if chunk.offsets:
-                        receipts += self._submit(route, writers[route].add(chunk))
-        for route in self.routes:
-            receipts += self._submit(route, writers[route].finish(rng.end))
+                receipts += self._submit(route, writers[route].finish(rng.end))
         can_split = self.options.on_error != "fail" and self.options.misc_dead_letters
         confirmed, refused = settle(
             receipts,

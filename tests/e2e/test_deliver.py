@@ -6,7 +6,7 @@ import pytest
 from azure.kusto.data import KustoClient
 from e2e_helpers import create_event_table, event, id_checksum
 
-from pipelines.config import load_settings
+from pipelines.config import ConfigError, load_settings
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
 
@@ -96,3 +96,20 @@ def test_replaying_a_range_kusto_holds_adds_nothing(
         assert route.target.table == "Events"
     ids = kusto_ids(kusto, kusto_db, "Events")
     assert sorted(ids) == list(range(500))
+
+
+def test_delivery_fails_fast_before_reading_when_the_table_is_missing(
+    kusto_db, make_topic, produce, write_settings
+):
+    """The preflight runs before the first range is read: nothing lands, nothing commits."""
+    topic = make_topic(partitions=1)
+    produce(topic, [event(i) for i in range(10)], partitions=1)
+    mapping = {"topic": topic, "db": kusto_db, "table": "Missing", "format": "multijson"}
+    path = write_settings(topic, [mapping], value_converter={"kind": "json"})
+    with SinkRuntime(load_settings(path)) as runtime:
+        (rng,) = runtime.plan()
+        with pytest.raises(ConfigError) as refused:
+            runtime.deliver(rng)
+        assert "mappings[0].table" in str(refused.value)
+        assert "Missing" in str(refused.value)
+        assert all(s.committed is None for s in runtime.partition_states().values())
