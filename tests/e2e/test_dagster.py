@@ -37,8 +37,8 @@ def test_job_delivers_ranges_and_materializes_batches(kusto, events_sink):
     settings = load_settings(path)
     with SinkRuntime(settings) as runtime:
         ranges = runtime.plan()
-    job = defs.get_job_def("deliver_ranges")
     with dg.instance_for_test() as instance:
+        job = defs.get_job_def("deliver_ranges")
         result = job.execute_in_process(
             run_config=run_config(ranges), instance=instance, resources=defs.resources
         )
