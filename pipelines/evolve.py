@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -31,7 +31,13 @@ from pipelines.decode import Decoder, SchemaLookup, UnknownSchema, WriterSchema
 from pipelines.decode.avro import standalone_schema
 from pipelines.decode.base import decode_error
 from pipelines.decode.protobuf import load_proto_file, read_message_indexes
-from pipelines.decode.registry import BadWireFormat, RegistryLike, as_lookup, split_wire_format
+from pipelines.decode.registry import (
+    BadWireFormat,
+    RegistryLike,
+    as_lookup,
+    shared_schema_id,
+    split_wire_format,
+)
 from pipelines.ingest import kusto_errors
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
 
@@ -293,15 +299,11 @@ class EvolvingDecoder:
 
     def decode(self, records: Sequence[KafkaRecord]) -> tuple[list[Chunk], list[DeadLetter]]:
         refused: dict[int, str] = {}
-        first_of_schema: dict[int, int] = {}
-        ids: list[int | None] = []
-        for i, record in enumerate(records):
-            schema_id = _schema_id(record.value())
-            ids.append(schema_id)
-            if schema_id is not None and schema_id not in first_of_schema:
-                first_of_schema[schema_id] = i
-        for schema_id, i in first_of_schema.items():
-            problem = self._settle(schema_id, records[i])
+        ids = _schema_ids(records)
+        for schema_id in dict.fromkeys(ids):  # distinct, in order, at C speed
+            if schema_id is None:
+                continue  # no wire header: the decoder dead-letters the record
+            problem = self._settle(schema_id, records[ids.index(schema_id)])
             if problem is not None:
                 refused[schema_id] = problem
         if not refused:
@@ -365,6 +367,17 @@ class EvolvingDecoder:
                 f" and its mapping {target.mapping}" if target.mapping else "",
             )
         return None
+
+
+def _schema_ids(records: Sequence[KafkaRecord]) -> list[int | None]:
+    """The schema id of each record (None without a valid header); one look when a run
+    shares one schema, as runs nearly always do."""
+    values = [record.value() for record in records]
+    if None not in values and str not in map(type, values):  # C-speed scans
+        shared = shared_schema_id(cast(list[bytes], values))
+        if shared is not None:
+            return [shared] * len(values)
+    return [_schema_id(value) for value in values]
 
 
 def _schema_id(value: bytes | str | None) -> int | None:

@@ -93,44 +93,44 @@ class MetadataColumns(BaseModel):
         return {part: getattr(self, part) for part in _PARTS if getattr(self, part)}
 
 
-def metadata_values(record: KafkaRecord, parts: Sequence[str]) -> list[Any]:
-    """The values of ``parts`` of ``record``; the timestamp in epoch milliseconds or None."""
-    values: list[Any] = []
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def metadata_of(records: Sequence[KafkaRecord], parts: Sequence[str]) -> list[list[Any]]:
+    """One list per part, holding that part of each record (column-wise: one list
+    comprehension per part is several times faster than a function call per record).
+    Timestamps are epoch milliseconds, None when the record has none."""
+    columns: list[list[Any]] = []
     for part in parts:
         if part == "key":
-            key = record.key()
-            values.append(key.decode("utf-8", "replace") if isinstance(key, bytes) else key)
+            columns.append([_text(record.key()) for record in records])
         elif part == "headers":
-            values.append(
-                {
-                    name: value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-                    for name, value in record.headers() or []
-                }
+            columns.append(
+                [{name: _text(v) for name, v in record.headers() or []} for record in records]
             )
         elif part == "topic":
-            values.append(record.topic())
+            columns.append([record.topic() for record in records])
         elif part == "partition":
-            values.append(record.partition())
+            columns.append([record.partition() for record in records])
         elif part == "offset":
-            values.append(record.offset())
+            columns.append([record.offset() for record in records])
         else:
-            kind, millis = record.timestamp()
-            values.append(millis if kind != _NO_TIMESTAMP else None)
-    return values
+            stamps = [record.timestamp() for record in records]
+            columns.append([ms if kind != _NO_TIMESTAMP else None for kind, ms in stamps])
+    return columns
 
 
-def _iso(millis: int | None) -> str | None:
-    if millis is None:
-        return None
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat().replace("+00:00", "Z")
+def _utc(millis: int | None) -> datetime | None:
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 class _Adder(Protocol):
     def __call__(
-        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+        self, chunk: Chunk, columns: list[list[Any]], records: list[KafkaRecord]
     ) -> list[DeadLetter]:
-        """Add ``values[i]`` to the row at ``chunk.offsets[i]``; rows that cannot take them
-        are dropped from the chunk and returned as dead letters."""
+        """Add ``columns[j][i]`` to the row at ``chunk.offsets[i]``; rows that cannot take
+        them are dropped from the chunk and returned as dead letters."""
         ...
 
 
@@ -140,42 +140,50 @@ class _JsonSplice:
         self._timestamp = list(columns).index("timestamp") if "timestamp" in columns else None
 
     def __call__(
-        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+        self, chunk: Chunk, columns: list[list[Any]], records: list[KafkaRecord]
     ) -> list[DeadLetter]:
-        chunk.payloads = [self._splice(p, v) for p, v in zip(chunk.payloads, values, strict=True)]
+        if self._timestamp is not None:
+            columns[self._timestamp] = [_utc(ms) for ms in columns[self._timestamp]]
+        names, utc_z = self._names, orjson.OPT_UTC_Z
+        fields = [
+            orjson.dumps(dict(zip(names, row, strict=True)), option=utc_z)[1:-1]
+            for row in zip(*columns, strict=True)
+        ]
+        chunk.payloads = [_splice(p, f) for p, f in zip(chunk.payloads, fields, strict=True)]
         return []
 
-    def _splice(self, payload: bytes, values: list[Any]) -> bytes:
-        if self._timestamp is not None:
-            values[self._timestamp] = _iso(values[self._timestamp])
-        fields = orjson.dumps(dict(zip(self._names, values, strict=True)))[1:-1]
-        start = payload.index(b"{") + 1
-        rest = payload[start:].lstrip()
-        separator = b"" if rest.startswith(b"}") else b","
-        return payload[:start] + fields + separator + payload[start:]
+
+def _splice(payload: bytes, fields: bytes) -> bytes:
+    start = payload.index(b"{") + 1
+    separator = b"" if payload[start:].lstrip().startswith(b"}") else b","
+    return payload[:start] + fields + separator + payload[start:]
 
 
 class _DelimitedAppend:
     def __init__(self, columns: dict[str, str], delimiter: str) -> None:
         self._delimiter = delimiter
         self._timestamp = list(columns).index("timestamp") if "timestamp" in columns else None
+        self._headers = list(columns).index("headers") if "headers" in columns else None
 
     def __call__(
-        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+        self, chunk: Chunk, columns: list[list[Any]], records: list[KafkaRecord]
     ) -> list[DeadLetter]:
-        chunk.payloads = [self._append(p, v) for p, v in zip(chunk.payloads, values, strict=True)]
-        return []
-
-    def _append(self, payload: bytes, values: list[Any]) -> bytes:
         if self._timestamp is not None:
-            values[self._timestamp] = _iso(values[self._timestamp])
+            stamps = [_utc(ms) for ms in columns[self._timestamp]]
+            columns[self._timestamp] = [at.isoformat() if at else None for at in stamps]
+        if self._headers is not None:
+            columns[self._headers] = [orjson.dumps(h).decode() for h in columns[self._headers]]
         out = io.StringIO()
-        texts = [
-            "" if v is None else orjson.dumps(v).decode() if isinstance(v, dict) else str(v)
-            for v in values
-        ]
-        csv.writer(out, delimiter=self._delimiter, lineterminator="").writerow(texts)
-        return payload + self._delimiter.encode() + out.getvalue().encode("utf-8")
+        writer = csv.writer(out, delimiter=self._delimiter, lineterminator="")
+        join = self._delimiter.encode()
+        payloads = []
+        for payload, row in zip(chunk.payloads, zip(*columns, strict=True), strict=True):
+            out.seek(0)
+            out.truncate()
+            writer.writerow(row)  # None becomes an empty field
+            payloads.append(payload + join + out.getvalue().encode("utf-8"))
+        chunk.payloads = payloads
+        return []
 
 
 _AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -205,14 +213,14 @@ class _AvroExtend:
         self._schemas: dict[AvroFraming, tuple[AvroFraming, Any, Any]] = {}
 
     def __call__(
-        self, chunk: Chunk, values: list[list[Any]], records: list[KafkaRecord]
+        self, chunk: Chunk, columns: list[list[Any]], records: list[KafkaRecord]
     ) -> list[DeadLetter]:
         assert isinstance(chunk.framing, AvroFraming)
         framing, reader, writer = self._extended(chunk.framing)
         names = list(self._columns.values())
         offsets, payloads, dead = [], [], []
         for offset, body, row, record in zip(
-            chunk.offsets, chunk.payloads, values, records, strict=True
+            chunk.offsets, chunk.payloads, zip(*columns, strict=True), records, strict=True
         ):
             try:
                 decoded = fastavro.schemaless_reader(io.BytesIO(body), reader, None)
@@ -292,8 +300,7 @@ class MetadataDecoder:
         by_offset = {record.offset(): record for record in records}
         for chunk in chunks:
             of_chunk = [by_offset[offset] for offset in chunk.offsets]
-            values = [metadata_values(record, self._parts) for record in of_chunk]
-            dead_letters += self._add(chunk, values, of_chunk)
+            dead_letters += self._add(chunk, metadata_of(of_chunk, self._parts), of_chunk)
         dead_letters.sort(key=lambda letter: letter.record.offset() or 0)
         return [chunk for chunk in chunks if chunk.offsets], dead_letters
 
