@@ -94,10 +94,11 @@ def plan(config_file: Path | None) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=None,
-    help="Step processes a run starts at once (default: one per CPU)",
+    default=1,
+    show_default=True,
+    help="Ranges a run delivers at once: 1 in the drain process, more in step processes",
 )
-def drain(config_file: Path | None, workers: int | None) -> None:
+def drain(config_file: Path | None, workers: int) -> None:
     """Launch delivery runs through the Dagster instance until no partition lags."""
     from pipelines.drain import drain as drain_all
 

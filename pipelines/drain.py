@@ -36,14 +36,15 @@ def drain(
     instance: dg.DagsterInstance,
     *,
     max_runs: int = 1000,
-    max_concurrent: int | None = None,
+    max_concurrent: int = 1,
     on_run: Callable[[list[OffsetRange], dg.DagsterRun], None] = lambda ranges, run: None,
 ) -> DrainProgress:
     """Run the delivery job until every partition's committed offset is its high watermark.
 
     A failed run ends the drain with an error; its ranges stay uncommitted for the next
-    drain or sensor tick. ``max_concurrent`` caps the step processes a run starts at once
-    (Dagster's default: one per CPU).
+    drain or sensor tick. ``max_concurrent`` is how many ranges of a run are delivered at
+    once: 1 delivers them one after another in this process, more start that many step
+    processes at a time.
     """
     job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
     progress = DrainProgress()
@@ -70,7 +71,13 @@ def drain(
     return progress
 
 
-def _executor_config(max_concurrent: int | None) -> dict[str, object]:
-    if max_concurrent is None:
-        return {}
-    return {"execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}}
+def _executor_config(max_concurrent: int) -> dict[str, object]:
+    # Measured (bench/NOTES.md; 200 k JSON records, 2 partitions, 2 busy cores): a run took
+    # 34-38 s with a spawned process per step, 18-25 s with steps forked from a server that
+    # imported the sink once, 8-10 s in this process: starting a step process costs more
+    # than a second core gives back, unless ranges are large.
+    if max_concurrent == 1:
+        return {"execution": {"config": {"in_process": {}}}}
+    start = {"forkserver": {"preload_modules": [__name__]}}
+    multiprocess = {"max_concurrent": max_concurrent, "start_method": start}
+    return {"execution": {"config": {"multiprocess": multiprocess}}}
