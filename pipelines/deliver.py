@@ -27,8 +27,10 @@ import os
 import signal
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
@@ -203,6 +205,7 @@ class _Delivery:
         self.route_of = {route.target: route for route in routes}
         self.dead: dict[int, DeadLetter] = {}
         self.misc: dict[int, DeadLetter] = {}
+        self.refused: list[Refusal] = []  # batches streaming ingestion refused at once
 
     def run(self) -> None:
         rng, receipts = self.rng, []
@@ -238,11 +241,11 @@ class _Delivery:
             receipts,
             ingestor=self.ingestor,
             retry=self.retry,
-            resubmit=lambda r: self._submit(self.route_of[r.target], [r.batch])[0],
+            resubmit=lambda r: self._submit(self.route_of[r.target], [r.batch]),
             split=self._split if can_split else None,
         )
         self.report.receipts = confirmed
-        for refusal in refused:
+        for refusal in self.refused + refused:
             self._on_refusal(refusal)
 
     def letters(self) -> list[tuple[DeadLetterTopic | None, list[DeadLetter]]]:
@@ -260,12 +263,20 @@ class _Delivery:
     def _submit(self, route: Route, batches: list[BatchFile]) -> list[Receipt]:
         receipts = []
         for batch in batches:
-            receipts.append(
-                self.retry.call(
-                    f"submitting batch {batch.batch_id}",
-                    partial(self.ingestor.submit, batch, route.target),
+            try:
+                receipts.append(
+                    self.retry.call(
+                        f"submitting batch {batch.batch_id}",
+                        partial(self.ingestor.submit, batch, route.target),
+                    )
                 )
-            )
+            except IngestionFailed as error:
+                if error.transient or not route.target.streaming:
+                    raise
+                # Streaming answers at once: Kusto refused the batch before queueing it.
+                now = datetime.now(UTC)
+                receipt = Receipt(batch, route.target, uuid.uuid4(), now, "streaming", 0.0)
+                self.refused.append(Refusal(receipt, error))
             _crash_point("after_first_submit")
         return receipts
 

@@ -51,7 +51,7 @@ def settle(
     *,
     ingestor: KustoIngestor,
     retry: RetryPolicy,
-    resubmit: Callable[[Receipt], Receipt],
+    resubmit: Callable[[Receipt], list[Receipt]],
     split: Callable[[Receipt], list[Receipt]] | None = None,
 ) -> tuple[list[Receipt], list[Refusal]]:
     """Wait for ``receipts``; returns the confirmed receipts (of split halves too) and the
@@ -67,9 +67,7 @@ def settle(
         for batch_id, receipt in list(waiting.items()):
             if failing[batch_id].retry_at <= now:
                 del waiting[batch_id]
-                pending.append(
-                    retry.call(f"resubmitting batch {batch_id}", partial(resubmit, receipt))
-                )
+                pending += retry.call(f"resubmitting batch {batch_id}", partial(resubmit, receipt))
         if pending:
             failed = retry.call(
                 f"checking {len(pending)} batch(es) in Kusto",

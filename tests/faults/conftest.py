@@ -68,12 +68,20 @@ def fault_sink(
     write_settings: Callable[..., Path],  # noqa: F811
     unique_name: str,
 ) -> Callable[..., FaultSink]:
-    """``fault_sink(partitions=1, flush_size_bytes=..., **overrides)``: one JSON topic into
-    table Events, a dead-letter and a misc dead-letter topic on the source cluster."""
+    """``fault_sink(partitions=1, flush_size_bytes=..., streaming=False, **overrides)``: one
+    JSON topic into table Events, a dead-letter and a misc dead-letter topic on the source
+    cluster."""
 
-    def make(partitions: int = 1, flush_size_bytes: int = 8_000, **overrides: Any) -> FaultSink:
+    def make(
+        partitions: int = 1,
+        flush_size_bytes: int = 8_000,
+        streaming: bool = False,
+        **overrides: Any,
+    ) -> FaultSink:
         topic = make_topic(partitions=partitions)
         create_event_table(kusto, kusto_db, "Events")
+        if streaming:
+            kusto.execute_mgmt(kusto_db, ".alter table Events policy streamingingestion enable")
         dlq, misc = make_topic(partitions=1), make_topic(partitions=1)
         mapping = {
             "topic": topic,
@@ -82,6 +90,7 @@ def fault_sink(
             "format": "multijson",
             "mapping": "events_json",
             "tombstones": "dead_letter",
+            "streaming": streaming,
         }
         settings: dict[str, Any] = {
             "value_converter": {"kind": "json"},

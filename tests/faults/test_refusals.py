@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from azure.kusto.data import KustoClient
 from e2e.e2e_helpers import create_event_table
@@ -73,3 +74,28 @@ def test_table_dropped_mid_run_then_created_again(
     assert refused.misc_dead_lettered == first.records and refused.rows == 0
     assert landed.misc_dead_lettered == 0 and landed.rows == second.records - len(POISON)
     assert row["in_kusto"] == landed.rows
+
+
+def test_batches_streaming_ingestion_refuses_go_to_the_misc_topic(
+    fault_sink, ledger: Ledger, faults, stack, kusto_db: str
+) -> None:
+    sink: FaultSink = fault_sink(partitions=1, streaming=True, max_range_records=152)
+    ledger.produce(sink.topics[0], ledger.events(300) + POISON)
+    faults(kind="refuse_writes", database=kusto_db, table="Events")
+
+    with sink.runtime() as runtime:
+        first, second = runtime.plan()
+        refused = runtime.deliver(first)
+        httpx.delete(f"{stack.kusto_url}/emulator/faults").raise_for_status()
+        landed = runtime.deliver(second)
+        row = ledger.check(
+            "6b. streaming ingestion refusing batches (permanent)",
+            sink.tables,
+            sink.dead_letter_topics,
+            runtime,
+        )
+
+    assert refused.misc_dead_lettered == first.records and refused.rows == 0
+    assert landed.rows == second.records - len(POISON)
+    assert {r.mode for r in landed.receipts} == {"streaming"}
+    assert row["in_dlq"] == first.records + len(POISON)
