@@ -38,6 +38,7 @@ from pipelines.decode.registry import (
     shared_schema_id,
     split_wire_format,
 )
+from pipelines.errors import ConfigError, SinkError
 from pipelines.ingest import kusto_errors
 from pipelines.records import Chunk, DeadLetter, KafkaRecord
 
@@ -202,7 +203,10 @@ def mapping_entries(kusto: MgmtClient, target: Target) -> list[dict[str, Any]]:
     for row in kusto.execute_mgmt(target.database, command).primary_results[0]:
         if row["Name"] == target.mapping:
             return list(json.loads(row["Mapping"]))
-    raise ValueError(f"{target} has no {target.mapping_kind} ingestion mapping {target.mapping}")
+    raise ConfigError(
+        f"{target} has no {target.mapping_kind} ingestion mapping {target.mapping}",
+        setting="mapping",
+    )
 
 
 _JSON_PATH = re.compile(r"^\$(?:\.(?P<plain>[^.\[]+)|\[\s*'(?P<quoted>[^']+)'\s*\])$")
@@ -277,8 +281,8 @@ def extend_table(
 
 # --- The decoder wrapper -----------------------------------------------------------------------
 
-# (target, schema id) -> why records of that schema cannot go to the table, or None
-_settled: dict[tuple[Target, int], str | None] = {}
+# (target, evolve, schema id) -> why records of that schema cannot go to the table, or None
+_settled: dict[tuple[Target, bool, int], str | None] = {}
 
 
 class EvolvingDecoder:
@@ -319,7 +323,7 @@ class EvolvingDecoder:
         return chunks, dead_letters
 
     def _settle(self, schema_id: int, record: KafkaRecord) -> str | None:
-        key = (self._target, schema_id)
+        key = (self._target, self._evolve, schema_id)
         if key not in _settled:
             _settled[key] = self._compare_and_extend(schema_id, record)
         return _settled[key]
@@ -337,9 +341,17 @@ class EvolvingDecoder:
             # the decoder names the same problem on each record of this schema
             log.debug("schema id %s not compared with %s: %s", schema_id, target, error)
             return None
-        with kusto_errors(f"reading the schema of {target}"):
-            columns = table_columns(self._kusto, target)
-            entries = mapping_entries(self._kusto, target)
+        try:
+            with kusto_errors(f"reading the schema of {target}"):
+                columns = table_columns(self._kusto, target)
+                entries = mapping_entries(self._kusto, target)
+        except SinkError as error:
+            if self._evolve or error.transient:
+                raise
+            # Only a warning was at stake: the ingestion itself reports a missing table or
+            # mapping, with the batch it concerns.
+            log.debug("schema id %s not compared with %s: %s", schema_id, target, error)
+            return None
         comparison = compare(fields, columns, entries)
         if not self._evolve:
             if comparison.missing:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 
 import orjson
 import pytest
 
-from pipelines.decode import WriterSchema, make_decoder
-from pipelines.errors import ConfigError
-from pipelines.evolve import avro_kusto_type, compare, schema_fields
+from pipelines.decode import Decoder, WriterSchema, make_decoder
+from pipelines.errors import ConfigError, IngestionFailed
+from pipelines.evolve import Target, avro_kusto_type, compare, schema_fields, with_schema_checks
 from pipelines.metadata import MetadataColumns, with_metadata
 
 
@@ -139,3 +140,32 @@ def test_json_schema_properties_become_kusto_columns() -> None:
         "tags": "dynamic",
         "ok": "bool",
     }
+
+
+class MissingTable:
+    def execute_mgmt(self, database: str, query: str) -> object:
+        raise IngestionFailed(
+            "table not found", permanent=True, error_code="BadRequest_EntityNotFound"
+        )
+
+
+def test_a_missing_table_stops_evolution_but_not_the_warning_check() -> None:
+    schema = '{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}'
+    registry = {7: ("AVRO", schema)}
+    records = [FakeRecord(0, b"\x00\x00\x00\x00\x07\x02")]
+    target = Target("http://127.0.0.1:1", "db", f"T{uuid.uuid4().hex}", "avro", None)
+
+    def decoder(evolve: bool) -> Decoder:
+        return with_schema_checks(
+            make_decoder("avro", "avro", registry=registry),
+            kind="avro",
+            registry=registry,
+            kusto=MissingTable(),
+            target=target,
+            evolve=evolve,
+        )
+
+    (chunk,), dead = decoder(evolve=False).decode(records)
+    assert chunk.offsets == [0] and dead == []
+    with pytest.raises(IngestionFailed, match="table not found"):
+        decoder(evolve=True).decode(records)
