@@ -17,8 +17,7 @@ from pipelines.backfill_job import JOB_NAME, backfill_run_config, backfill_run_t
 from pipelines.definitions import build_definitions
 from pipelines.plan import OffsetRange
 
-
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict[str, object] = {"execution": {"config": {"in_process": {}}}}
 
 
 def backfill_job_for(config_path: str) -> dg.JobDefinition:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 from azure.kusto.data import KustoClient
@@ -60,7 +61,7 @@ class Reconciliation:
             f"their rows in Kusto: {shown}"
         )
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {
             "batches_checked": self.checked,
             "batches_mismatched": len(self.mismatches),

@@ -9,6 +9,7 @@ A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so 
 import math
 import re
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -80,7 +81,7 @@ def offset_ranges(config: RangesConfig):  # type: ignore[no-untyped-def]
         yield dg.DynamicOutput(rng, mapping_key=mapping_key(rng))
 
 
-def _batch_metadata(receipt: Receipt) -> dict[str, object]:
+def _batch_metadata(receipt: Receipt) -> dict[str, Any]:
     batch = receipt.batch
     return {
         "batch_id": batch.batch_id,

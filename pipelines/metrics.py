@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import dagster as dg
 
@@ -52,7 +53,7 @@ class Counters:
     def from_metadata(cls, metadata: Mapping[str, object]) -> Counters:
         def number(name: str) -> int:
             value = metadata.get(name)
-            return int(getattr(value, "value", value) or 0)
+            return int(str(getattr(value, "value", value) or 0))
 
         return cls(**{f.name: number(f.name) for f in fields(cls)})
 
@@ -77,7 +78,7 @@ def delivery_observation(
     rng: OffsetRange, counters: Counters, *, kind: str, error: str | None = None
 ) -> dg.AssetObservation:
     """The event one delivery attempt of ``rng`` leaves on its topic's asset."""
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "event": DELIVERY_EVENT,
         "kind": kind,
         "partition": rng.partition,

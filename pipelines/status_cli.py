@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import dagster as dg
@@ -147,7 +149,7 @@ def _describe(run: dg.DagsterRun) -> str:
     return f"ingest {run.tags.get(PARTITIONS_TAG, '')}"
 
 
-def _offsets_total(run_config: dict[str, object]) -> int | None:
+def _offsets_total(run_config: Mapping[str, Any]) -> int | None:
     ops = run_config.get("ops") or {}
     assert isinstance(ops, dict)
     if "offset_ranges" in ops:

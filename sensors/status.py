@@ -11,6 +11,7 @@ from the delivery observations recorded since the last tick.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import dagster as dg
 
@@ -25,11 +26,11 @@ STATUS_EVENT = "status"
 
 def topic_metadata(
     statuses: list[PartitionStatus], totals: metrics.Totals, topic: str
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Totals of the topic, then each partition's numbers, as plottable metadata."""
     mine = [s for s in statuses if s.topic_partition.topic == topic]
     ages = [s.oldest_age_s for s in mine if s.oldest_age_s is not None]
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "event": STATUS_EVENT,
         "lag_records": sum(s.lag_records for s in mine),
         "lag_bytes": sum(s.lag_bytes for s in mine),

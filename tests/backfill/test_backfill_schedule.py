@@ -36,8 +36,9 @@ def test_schedule_asks_for_yesterdays_hour_per_partition(kusto, delivered, tmp_p
     # The tick a day after the records' hour (10:00-11:00) reads that hour.
     tick = BASE_TIME + timedelta(days=1, minutes=5)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        requests = schedule.evaluate_tick(context).run_requests
+        # As a context manager: the context enters the instance and must leave it again.
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as ctx:
+            requests = schedule.evaluate_tick(ctx).run_requests
         assert [r.tags["kusto-sink/partitions"] for r in requests] == [
             f"{delivered.topic}[0]",
             f"{delivered.topic}[1]",

@@ -111,7 +111,8 @@ def test_status_sensor_records_lag_age_and_counters(stack, kusto, delivered, hom
             .success
         )
         # The live group is at the end: no lag yet, counters from the backfill.
-        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance) as context:
+            first = sensor.evaluate_tick(context)
         (observation,) = first.asset_events
         meta = values(observation)
         assert observation.asset_key == kafka_asset_key(delivered.topic)
@@ -124,8 +125,8 @@ def test_status_sensor_records_lag_age_and_counters(stack, kusto, delivered, hom
             value = json.dumps({"id": 10_000 + i, "at": "2026-11-28T00:00:00Z"}).encode()
             producer.produce(delivered.topic, value=value, partition=0, timestamp=old)
         assert producer.flush(10) == 0
-        context = dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        (later,) = sensor.evaluate_tick(context).asset_events
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor) as context:
+            (later,) = sensor.evaluate_tick(context).asset_events
     meta = values(later)
     assert meta["lag_records[0]"] == 10 and meta["lag_records[1]"] == 0
     assert meta["lag_bytes[0]"] == 10 * len(value)

@@ -158,9 +158,8 @@ def record_history(sink: Sink) -> None:
                 sink.produce(range(10_000, 10_000 + more), at=late)
             else:
                 drain()
-            tick = status_sensor.evaluate_tick(
-                dg.build_sensor_context(instance=instance, cursor=cursor)
-            )
+            with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+                tick = status_sensor.evaluate_tick(context)
             cursor = tick.cursor
             for event in tick.asset_events:
                 instance.report_runless_asset_event(event)
@@ -247,6 +246,7 @@ def wait_for_rows(
 
 
 def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagster_dev):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -261,6 +261,11 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
             if skip.is_visible():  # Dagster's one-time "join the community" dialog
                 skip.click()
 
+        # The dialog shows once, a moment after the first page loads.
+        page.goto(f"{dagster_dev}/overview/jobs")
+        with contextlib.suppress(PlaywrightTimeout):
+            page.get_by_role("button", name="Skip").click(timeout=8_000)
+
         def show(path: str, expect: list[str], name: str, click: str | None = None) -> None:
             page.goto(f"{dagster_dev}{path}")
             if click:
@@ -271,6 +276,7 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
                 page.get_by_text(text, exact=False).first.wait_for()
             dismiss_dialog()
             page.get_by_text(expect[-1], exact=False).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(1_000)  # rows and charts fill in after their titles
             page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
         show("/overview/jobs", ["deliver_ranges", "backfill", "reconcile"], "01-jobs")
