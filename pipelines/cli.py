@@ -14,6 +14,7 @@ from devstack.cli import devstack
 from pipelines.backfill_cli import backfill
 from pipelines.config import CONFIG_ENV, config_path, import_config, load_settings
 from pipelines.errors import ConfigError, SinkError
+from pipelines.prometheus import metrics
 from pipelines.runtime import SinkRuntime
 from pipelines.status_cli import status
 
@@ -122,6 +123,7 @@ main.add_command(devstack)
 main.add_command(bench)
 main.add_command(backfill)
 main.add_command(status)
+main.add_command(metrics)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,22 +27,24 @@ metric (``_total`` counters)                               source
 
 Run it next to the sink (it reads the same ``DAGSTER_HOME``)::
 
-    python -m pipelines.prometheus -c sink.yaml --port 9399
+    kusto-sink metrics -c sink.yaml --port 9399     # or: python -m pipelines.prometheus
 """
 
 from __future__ import annotations
 
-import argparse
+import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
+import click
 import dagster as dg
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipelines.config import SinkSettings, config_path, load_settings
+from pipelines.config import ConfigError, SinkSettings, config_path, load_settings
 from pipelines.metrics import Counters, Totals, add_new_deliveries
 from pipelines.runtime import SinkRuntime
 from pipelines.status import partition_statuses
@@ -147,22 +149,32 @@ def serve(
     return server, collector
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Prometheus endpoint of a kusto-sink")
-    parser.add_argument("-c", "--config", help="settings file (default: $KUSTO_SINK_CONFIG)")
-    parser.add_argument("--port", type=int, default=9399)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
-    settings = load_settings(config_path(args.config))
-    server, collector = serve(settings, dg.DagsterInstance.get(), port=args.port, host=args.host)
+@click.command()
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--port", type=int, default=9399, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def metrics(config_file: Path | None, port: int, host: str) -> None:
+    """Serve the sink's metrics for Prometheus on http://HOST:PORT/metrics until stopped.
+
+    Counters come from the Dagster instance of $DAGSTER_HOME, lag from Kafka.
+    """
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        settings = load_settings(config_path(config_file))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    server, collector = serve(settings, dg.DagsterInstance.get(), port=port, host=host)
+    click.echo(f"serving http://{host}:{port}/metrics")
+    stop = threading.Event()
+    # SIGTERM too: containers and process managers stop services with it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
     finally:
         server.shutdown()
         collector.close()
 
 
 if __name__ == "__main__":
-    main()
+    metrics()
