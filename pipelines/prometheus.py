@@ -4,9 +4,11 @@ Counters use Kafka Connect's sink-task and task-error metric names, and the refe
 ``kusto_sink_*`` names, as the Prometheus JMX exporter of the reference's quickstart exposes
 them (``kafka_connect_sink_task_<metric>``), one series per topic-partition
 (``connector``, ``task`` = ``<topic>-<partition>``, ``topic``, ``partition``); sum them for
-the sink's total. They come from the delivery observations in the Dagster event log
-(:mod:`pipelines.metrics`), so they cover every worker and every run, not only the last
-task as the reference's JMX bean does. Lag gauges follow kafka-lag-exporter's names.
+the sink's total. The ``kusto_sink_*`` ones are the sink's totals (label ``connector``),
+like the reference's one bean per connector. All come from the delivery observations in
+the Dagster event log (:mod:`pipelines.metrics`), so they cover every worker and every
+run, not only the last task as the reference's JMX bean does. Lag gauges follow
+kafka-lag-exporter's names.
 
 =========================================================  ===================================
 metric (``_total`` counters)                               source
@@ -99,7 +101,16 @@ class SinkCollector(Collector):
             )
             by_partition = dict(self._totals.by_partition)
         name = self._settings.name
+        total = Counters()
+        for counters in by_partition.values():
+            total.add(counters)
         for metric, help_text, field in _COUNTERS:
+            if metric.startswith("kusto_sink_"):
+                # the reference's bean is one total per connector; so are these
+                family = CounterMetricFamily(metric, help_text, labels=("connector",))
+                family.add_metric([name], _value(total, field))
+                yield family
+                continue
             family = CounterMetricFamily(metric, help_text, labels=_TASK)
             for tp, counters in sorted(by_partition.items()):
                 labels = [name, f"{tp.topic}-{tp.partition}", tp.topic, str(tp.partition)]
