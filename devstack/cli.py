@@ -20,8 +20,6 @@ from devstack.process import StackError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXAMPLE_SETTINGS = stack.REPO / "examples" / "local.yaml"
-
 
 def _stack_options(command: F) -> F:
     """Add one flag per StackConfig field (`--kafka-port`, `--devstack-dir`, ...)."""
@@ -114,9 +112,13 @@ def fetch(only: tuple[str, ...], **options: Any) -> None:
 
 @devstack.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--rate", default=200.0, show_default=True, help="Demo events a second per topic.")
 @_stack_options
-def demo(port: int, **options: Any) -> None:
-    """Start the stack, then `dagster dev` on the project's definitions until Ctrl-C.
+def demo(port: int, rate: float, **options: Any) -> None:
+    """Start the stack and the demo's producer, then `dagster dev` until Ctrl-C.
+
+    The sink is the demo's (devstack/demo.yaml: JSON, CSV and Avro topics into three Kusto
+    tables) unless KUSTO_SINK_CONFIG names another settings file.
 
     Stops on Ctrl-C what it started: dagster dev (which shuts down on SIGINT) and the
     servers that were not running before.
@@ -130,11 +132,28 @@ def demo(port: int, **options: Any) -> None:
         started = stack.up(config, report=click.echo)
     except StackError as error:
         raise click.ClickException(str(error)) from error
-    # The sink's settings: the example written for the local stack unless you name another.
-    sink_settings = os.environ.get("KUSTO_SINK_CONFIG") or str(EXAMPLE_SETTINGS)
+    from devstack import demo as demo_data  # the demo's Kafka/Kusto clients, only when needed
+
+    producer = None
     try:
-        exit_code = dagster_dev(port, {"KUSTO_SINK_CONFIG": sink_settings})
+        if os.environ.get("KUSTO_SINK_CONFIG"):
+            sink_env = {"KUSTO_SINK_CONFIG": os.environ["KUSTO_SINK_CONFIG"]}
+        else:
+            # The demo's own sink: topics, tables and mappings made now, events produced by a
+            # child process for as long as the demo runs.
+            demo_data.prepare(config)
+            sink_env = demo_data.environment(config)
+            producer = subprocess.Popen(
+                [sys.executable, "-m", "devstack.demo", "--rate", str(rate)],
+                env={**os.environ, **sink_env},
+                start_new_session=True,
+            )
+            click.echo(f"producing ~{rate:g} events/s to {', '.join(demo_data.TOPICS)}")
+        exit_code = dagster_dev(port, sink_env)
     finally:
+        if producer is not None:
+            producer.terminate()
+            producer.wait(timeout=30)
         stack.down(config, only=started, report=click.echo)
     raise SystemExit(exit_code)
 

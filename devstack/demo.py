@@ -18,6 +18,7 @@ from pathlib import Path
 
 from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -78,8 +79,11 @@ def environment(config: StackConfig) -> dict[str, str]:
 
 def prepare(config: StackConfig) -> None:
     """Topics, Kusto database, tables and mappings; safe to call again."""
+    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+    existing = admin.list_topics(timeout=30).topics
     for topic, partitions in TOPICS.items():
-        kafka.create_topic(config.bootstrap_servers, topic, partitions)
+        if topic not in existing:
+            kafka.create_topic(config.bootstrap_servers, topic, partitions)
     kcsb = KustoConnectionStringBuilder.with_no_authentication(config.kusto_url)
     with KustoClient(kcsb) as kusto:
         kusto.execute_mgmt(None, f".create database {DATABASE} ifnotexists")

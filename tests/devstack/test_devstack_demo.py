@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
+from azure.kusto.data.exceptions import KustoServiceError
 
 from devstack.process import free_port
 from devstack.stack import StackConfig, status
@@ -64,6 +66,8 @@ def test_demo_serves_the_definitions_and_stops_on_ctrl_c(stack: StackConfig) -> 
         entries = wait_for_workspace(f"http://127.0.0.1:{port}", timeout=120)
         assert entries[0]["name"] == "pipelines.definitions:defs"
         assert entries[0]["locationOrLoadError"] == {"__typename": "RepositoryLocation"}, entries
+        # The demo's producer and sensors at work: rows reach each of the demo's tables.
+        assert rows_arrive(stack, ("Orders", "Clicks", "Payments"), timeout=150)
 
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
@@ -73,6 +77,24 @@ def test_demo_serves_the_definitions_and_stops_on_ctrl_c(stack: StackConfig) -> 
     assert not httpx_answers(f"http://127.0.0.1:{port}/server_info")
     assert processes_with_argument(str(port)) == [], "dagster processes left running"
     assert all(server.healthy for server in status(stack)), "demo stopped servers it reused"
+
+
+def rows_arrive(stack: StackConfig, tables: tuple[str, ...], timeout: float) -> bool:
+    kusto = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
+    deadline = time.monotonic() + timeout
+    with kusto:
+        while time.monotonic() < deadline:
+            try:
+                counts = [
+                    kusto.execute_query("demo", f"{t} | count").primary_results[0][0][0]
+                    for t in tables
+                ]
+            except KustoServiceError:
+                counts = [0]  # the demo has not made its tables yet
+            if all(counts):
+                return True
+            time.sleep(2)
+    return False
 
 
 def httpx_answers(url: str) -> bool:
