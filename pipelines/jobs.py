@@ -6,7 +6,6 @@ A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so 
 ``FROM_FAILURE`` re-runs only the ranges (partitions) whose step failed.
 """
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -101,14 +100,16 @@ def _batch_metadata(receipt: Receipt) -> dict[str, Any]:
 
 
 def retry_policy(settings: SinkSettings) -> dg.RetryPolicy:
-    """Step retries of transient errors: exponential back-off spending errors.retry.*."""
-    retry = settings.retry
-    # Exponential back-off doubles the wait each time: enough attempts to spend the
-    # configured total retry time (errors.retry.max.time.ms), at least one.
-    attempts = max(1, math.ceil(math.log2(1 + retry.max_time_ms / retry.backoff_ms)))
+    """One step retry, after errors.retry.backoff.time.ms.
+
+    Transient errors are already retried inside the step for errors.retry.max.time.ms
+    (pipelines.retry); a second attempt gives the step fresh clients, and then run retries
+    (FROM_FAILURE) and the next sensor tick take over. More step retries would multiply
+    the configured retry time.
+    """
     return dg.RetryPolicy(
-        max_retries=attempts,
-        delay=retry.backoff_ms / 1000,
+        max_retries=1,
+        delay=settings.retry.backoff_ms / 1000,
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
