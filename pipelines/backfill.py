@@ -125,7 +125,8 @@ def routes_for(runtime: SinkRuntime, topic: str, table: str | None) -> list[Rout
 
 
 def plan_backfill(runtime: SinkRuntime, request: BackfillRequest) -> BackfillPlan:
-    """Resolve times to offsets, clip to what the log holds, apply ``replace``, chunk.
+    """Resolve times to offsets, clip to what the log holds (and, into the live table, to
+    what the live sink has committed), apply ``replace``, chunk.
 
     Chunks are at most ``max_range_records`` long, like the live sink's ranges, so each
     is one run or one step that can be retried on its own.
@@ -138,6 +139,8 @@ def plan_backfill(runtime: SinkRuntime, request: BackfillRequest) -> BackfillPla
         if request.end is None
         else _offsets(runtime.consumer, request.topic, wanted, request.end, states)
     )
+    if request.table is None:
+        ends = _below_live_sink(runtime, request.topic, ends, states)
     ranges = [
         OffsetRange(request.topic, p, starts[p], ends[p]) for p in wanted if starts[p] < ends[p]
     ]
@@ -275,6 +278,31 @@ def _drop_overlapping(
         widened.append(OffsetRange(rng.topic, rng.partition, start, end))
     log.info("dropped %d batch(es) from %s.%s", len(dropped), target.database, target.table)
     return widened, dropped
+
+
+def _below_live_sink(
+    runtime: SinkRuntime,
+    topic: str,
+    ends: dict[int, int],
+    states: dict[TopicPartition, PartitionState],
+) -> dict[int, int]:
+    """Ends cut at where the live sink reads next: into the live table, offsets it has not
+    committed are its own to deliver, and a backfill racing it could load them twice."""
+    reset = runtime.settings.kafka.auto_offset_reset
+    cut = {}
+    for partition, end in ends.items():
+        live = states[TopicPartition(topic, partition)].start(reset)
+        if end > live:
+            log.info(
+                "topic=%s partition=%d: backfill into the live table stops at the sink's "
+                "next offset %d, not %d",
+                topic,
+                partition,
+                live,
+                end,
+            )
+        cut[partition] = min(end, live)
+    return cut
 
 
 def _partitions(

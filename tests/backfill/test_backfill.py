@@ -4,6 +4,7 @@ another one, ``replace``, and a gap left by a dropped extent; never moving the g
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import sys
 import dagster as dg
 import pytest
 from backfill_data import PARTITIONS, RECORDS, create_table, ids_in, record_time
+from confluent_kafka import Producer
 
 from pipelines.backfill import BackfillRequest, backfill_range, plan_backfill
 from pipelines.definitions import build_definitions
@@ -41,6 +43,21 @@ def test_backfill_of_the_live_table_adds_nothing_even_when_cut_differently(kusto
     assert backfill(delivered, request, other_cuts) == 0
     assert ids_in(kusto, delivered.db, "Events") == list(range(RECORDS))
     assert committed(delivered) == before == {0: RECORDS // 2, 1: RECORDS // 2}
+
+
+def test_backfill_of_the_live_table_leaves_uncommitted_offsets_to_the_live_sink(
+    stack, kusto, delivered
+):
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for i in range(RECORDS, RECORDS + 20):
+        value = json.dumps({"id": i, "at": record_time(i).isoformat()}).encode()
+        producer.produce(delivered.topic, value=value, partition=i % PARTITIONS)
+    assert producer.flush(10) == 0
+    with delivered.runtime() as runtime:
+        plan = plan_backfill(runtime, BackfillRequest(delivered.topic, start=0))
+    assert {r.end for r in plan.ranges} == {RECORDS // 2}
+    assert backfill(delivered, BackfillRequest(delivered.topic, start=0)) == 0
+    assert len(ids_in(kusto, delivered.db, "Events")) == RECORDS
 
 
 def test_a_dropped_extent_is_filled_again_with_the_same_batch_ids(kusto, delivered):
