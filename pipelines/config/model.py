@@ -21,7 +21,7 @@ from pipelines.config.base import FrozenModel, is_set, lower, report_problems
 from pipelines.config.kafka_settings import KafkaConnection, KafkaSettings
 from pipelines.config.kusto_settings import KustoSettings
 from pipelines.config.references import SecretText
-from pipelines.metadata import MetadataColumns
+from pipelines.metadata_settings import MetadataColumns
 
 FormatName = Literal[
     "json", "multijson", "csv", "tsv", "psv", "txt", "avro", "apacheavro", "parquet", "orc"

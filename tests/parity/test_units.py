@@ -12,7 +12,8 @@ import pytest
 from pipelines.decode import Decoder, WriterSchema, make_decoder
 from pipelines.errors import ConfigError, IngestionFailed
 from pipelines.evolve import Target, avro_kusto_type, compare, schema_fields, with_schema_checks
-from pipelines.metadata import MetadataColumns, with_metadata
+from pipelines.metadata import with_metadata
+from pipelines.metadata_settings import MetadataColumns
 
 
 class FakeRecord:
