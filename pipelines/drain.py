@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from pipelines.definitions import build_definitions
-from pipelines.jobs import run_config, run_tags
+from pipelines.jobs import executor_config, run_config, run_tags
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
 from sensors.lag import group_ranges
@@ -57,7 +57,7 @@ def drain(
             with dg.execute_job(
                 job,
                 instance=instance,
-                run_config={**run_config(group), **_executor_config(max_concurrent)},
+                run_config={**run_config(group), **executor_config(max_concurrent)},
                 tags=run_tags(runtime.settings.name, group),
             ) as result:
                 progress.runs += 1
@@ -69,15 +69,3 @@ def drain(
                     )
             progress.records += sum(r.records for r in group)
     return progress
-
-
-def _executor_config(max_concurrent: int) -> dict[str, object]:
-    # Measured (bench/NOTES.md; 200 k JSON records, 2 partitions, 2 busy cores): a run took
-    # 34-38 s with a spawned process per step, 18-25 s with steps forked from a server that
-    # imported the sink once, 8-10 s in this process: starting a step process costs more
-    # than a second core gives back, unless ranges are large.
-    if max_concurrent == 1:
-        return {"execution": {"config": {"in_process": {}}}}
-    start = {"forkserver": {"preload_modules": [__name__]}}
-    multiprocess = {"max_concurrent": max_concurrent, "start_method": start}
-    return {"execution": {"config": {"multiprocess": multiprocess}}}

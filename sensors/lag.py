@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from pipelines.config import SinkSettings
-from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, run_config, run_tags
+from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, executor_config, run_config, run_tags
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.runtime import SinkRuntime
 
@@ -74,7 +74,11 @@ def run_requests(
     chosen = {tp: s for tp, s in states.items() if str(tp) not in busy and trigger(tp, s)}
     with_ranges: list[OffsetRange] = SinkRuntime(settings).plan(chosen)
     return [
-        dg.RunRequest(run_config=run_config(group), tags=run_tags(settings.name, group))
+        dg.RunRequest(
+            # tasks.max steps at once; 1 (the default) runs them in the run's own process.
+            run_config={**run_config(group), **executor_config(settings.tasks_max)},
+            tags=run_tags(settings.name, group),
+        )
         for group in group_ranges(with_ranges)
     ]
 
