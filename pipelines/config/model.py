@@ -9,6 +9,7 @@ fields report every problem they find, each naming its field, through
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -34,6 +35,8 @@ _KUSTO_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,1024}")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")
 _SINK_NAME = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 _FORMAT_ALIASES = {"singlejson": "json"}  # the reference treats every JSON flavour as JSON
+
+log = logging.getLogger(__name__)
 
 
 def _kusto_name(value: str) -> str:
@@ -318,12 +321,14 @@ class SinkSettings(FrozenModel):
             if mapping.tombstones == "dead_letter" and self.dead_letter is None:
                 problems.append((f"{where}.tombstones", "dead_letter needs a dead_letter topic"))
         if self.behavior_on_error != "fail" and self.dead_letter is None:
-            problems.append(
-                (
-                    "behavior_on_error",
-                    f"{self.behavior_on_error} sends records that cannot be decoded to the "
-                    "dead-letter topic: configure dead_letter, or use fail",
-                )
+            # The reference's own quickstart says LOG without a dead-letter topic and drops
+            # bad records. Such a config loads here, but a bad record stops its partition
+            # (pipelines/deliver.py): a record never ends up nowhere.
+            log.warning(
+                "behavior_on_error=%s without a dead_letter topic: a record that cannot be "
+                "decoded stops its partition instead of being dropped; configure dead_letter "
+                "(errors.deadletterqueue.topic.name) to dead-letter it and go on",
+                self.behavior_on_error,
             )
         report_problems(problems)
         return self

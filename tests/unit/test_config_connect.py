@@ -339,9 +339,9 @@ def test_misc_dead_letter_queue_needs_its_servers() -> None:
     assert problems(props) == [Problem("misc.deadletterqueue.bootstrap.servers", "required")]
 
 
-def test_log_without_a_dead_letter_queue_is_refused() -> None:
-    (problem,) = problems(connect(behavior__on__error="log"))
-    assert problem.setting == "behavior.on.error"
+def test_log_without_a_dead_letter_queue_loads_as_the_reference_quickstart_writes_it() -> None:
+    settings = import_connect(connect(behavior__on__error="log"), "sink", environ=ENV).settings
+    assert settings.behavior_on_error == "log" and settings.dead_letter is None
 
 
 def test_unknown_and_removed_properties_are_errors() -> None:
