@@ -1,11 +1,15 @@
-"""Fixtures shared by every test: the local stack, unique names, fresh topics."""
+"""Fixtures shared by every test: the local stack, unique names, fresh topics, a Kusto
+client and fresh databases, sink settings files."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 
 from devstack import kafka
 from devstack.sessions import shared_stack
@@ -44,3 +48,39 @@ def make_topic(stack: StackConfig) -> Callable[..., str]:
         return topic
 
     return make
+
+
+@pytest.fixture(scope="session")
+def kusto(stack: StackConfig) -> Iterator[KustoClient]:
+    """A Kusto client of the local emulator, through the unmodified SDK."""
+    client = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def kusto_db(kusto: KustoClient, unique_name: str) -> str:
+    """A fresh Kusto database for one test."""
+    kusto.execute_mgmt(None, f".create database {unique_name} ifnotexists")
+    return unique_name
+
+
+@pytest.fixture
+def write_settings(tmp_path: Path, stack: StackConfig) -> Callable[..., Path]:
+    """``write_settings(name, mappings, **overrides)``: a YAML settings file for the stack."""
+
+    def write(name: str, mappings: list[dict[str, object]], **overrides: object) -> Path:
+        settings = {
+            "name": name,
+            "kafka": {"bootstrap_servers": stack.bootstrap_servers},
+            "kusto": {"ingestion_url": stack.kusto_url},
+            "topics": sorted({str(m["topic"]) for m in mappings}),
+            "mappings": mappings,
+            "tempdir": str(tmp_path / "staging"),
+            **overrides,
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        return path
+
+    return write

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from backfill_data import PARTITIONS, RECORDS, Delivered, create_table, ids_in, record_time
 from confluent_kafka import Producer
 
-from devstack.stack import StackConfig
 from pipelines.config import load_settings
 from pipelines.runtime import SinkRuntime
-
-
-@pytest.fixture(scope="session")
-def kusto(stack: StackConfig) -> Iterator[KustoClient]:
-    client = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from azure.kusto.data import KustoClient
-
-# The end-to-end suite's fixtures, shared rather than copied.
-from e2e.conftest import kusto, kusto_db, write_settings  # noqa: F401
 from e2e.e2e_helpers import create_event_table
 from fault_helpers import RETRY, FaultSink, Ledger
 
@@ -55,17 +52,17 @@ def outage(stack: StackConfig) -> Iterator[Callable[[str, float], None]]:
 
 
 @pytest.fixture
-def ledger(stack: StackConfig, kusto: KustoClient, kusto_db: str) -> Ledger:  # noqa: F811
+def ledger(stack: StackConfig, kusto: KustoClient, kusto_db: str) -> Ledger:
     return Ledger(stack, kusto, kusto_db)
 
 
 @pytest.fixture
 def fault_sink(
     stack: StackConfig,
-    kusto: KustoClient,  # noqa: F811
-    kusto_db: str,  # noqa: F811
+    kusto: KustoClient,
+    kusto_db: str,
     make_topic: Callable[..., str],
-    write_settings: Callable[..., Path],  # noqa: F811
+    write_settings: Callable[..., Path],
     unique_name: str,
 ) -> Callable[..., FaultSink]:
     """``fault_sink(partitions=1, flush_size_bytes=..., streaming=False, **overrides)``: one

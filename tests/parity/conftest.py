@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from confluent_kafka import Producer
 
 from devstack.stack import StackConfig
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]  # key, value, headers
-
-
-@pytest.fixture(scope="session")
-def kusto(stack: StackConfig) -> Iterator[KustoClient]:
-    client = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def kusto_db(kusto: KustoClient, unique_name: str) -> str:
-    kusto.execute_mgmt(None, f".create database {unique_name} ifnotexists")
-    return unique_name
 
 
 @pytest.fixture
