@@ -7,7 +7,7 @@ sensors and the command line all run the same sink.
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -61,7 +61,27 @@ class SinkRuntime:
         return sorted(t for t in existing if pattern.fullmatch(t) and not t.startswith("__"))
 
     def partition_states(self) -> dict[TopicPartition, PartitionState]:
-        return partition_states(self.admin, self.settings.group_id, self.topics())
+        """Committed offsets and watermarks; with ``auto_offset_reset: latest``, a partition
+        the group has never committed is first anchored at its high watermark.
+
+        Without the anchor every plan would start again at the moving high watermark and
+        read nothing. The anchor is the one commit not made after a delivery: it records
+        where "latest" was when the sink first saw the partition.
+        """
+        states = partition_states(self.admin, self.settings.group_id, self.topics())
+        if self.settings.kafka.auto_offset_reset == "latest":
+            fresh = {tp: s for tp, s in states.items() if s.committed is None}
+            if fresh:
+                anchor = OffsetCommitter(
+                    kafka_client_config(self.settings.kafka),
+                    group_id=self.settings.group_id,
+                    transactional_id=None,
+                )
+                with closing(anchor):
+                    for tp, state in fresh.items():
+                        anchor.start_at(tp.topic, tp.partition, state.high)
+                states = partition_states(self.admin, self.settings.group_id, self.topics())
+        return states
 
     def plan(self, states: dict[TopicPartition, PartitionState] | None = None) -> list[OffsetRange]:
         return plan(

@@ -113,3 +113,27 @@ def test_delivery_fails_fast_before_reading_when_the_table_is_missing(
         assert "mappings[0].table" in str(refused.value)
         assert "Missing" in str(refused.value)
         assert all(s.committed is None for s in runtime.partition_states().values())
+
+
+def test_latest_starts_where_the_topic_ended_when_the_sink_first_saw_it(
+    stack, kusto, kusto_db, make_topic, produce, write_settings
+):
+    topic = make_topic(partitions=1)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(10)], partitions=1)  # before the sink existed
+    mapping = {
+        "topic": topic,
+        "db": kusto_db,
+        "table": "Events",
+        "format": "multijson",
+        "mapping": "events_json",
+    }
+    kafka = {"bootstrap_servers": stack.bootstrap_servers, "auto_offset_reset": "latest"}
+    path = write_settings(topic, [mapping], value_converter={"kind": "json"}, kafka=kafka)
+    with SinkRuntime(load_settings(path)) as runtime:
+        assert runtime.plan() == [], "latest: nothing before the sink first looked"
+        produce(topic, [event(i) for i in range(10, 15)], partitions=1)
+        (rng,) = runtime.plan()
+        assert (rng.start, rng.end) == (10, 15)
+        runtime.deliver(rng)
+    assert sorted(kusto_ids(kusto, kusto_db, "Events")) == list(range(10, 15))
