@@ -41,6 +41,11 @@ class Counters:
     ingestion_attempts: int = 0
     ingestion_successes: int = 0
     ingestion_failures: int = 0
+    # Records read from Kafka, tombstones skipped by a mapping's `tombstones: skip`, and
+    # offset commits (one per live range delivered; backfills commit nothing).
+    records_read: int = 0
+    records_skipped: int = 0
+    offset_commits: int = 0
 
     def add(self, other: Counters) -> None:
         for f in fields(self):
@@ -67,6 +72,9 @@ def succeeded(report: DeliveryReport, *, backfill: bool) -> Counters:
         dead_lettered=0 if backfill else failed_records,
         ingestion_attempts=batches,
         ingestion_successes=batches,
+        records_read=report.records_read,
+        records_skipped=report.tombstones_skipped,
+        offset_commits=0 if backfill else 1,
     )
 
 

@@ -13,11 +13,13 @@ kafka-lag-exporter's names.
 =========================================================  ===================================
 metric (``_total`` counters)                               source
 =========================================================  ===================================
-``kafka_connect_sink_task_sink_record_read_total``         rows sent + records failed
+``kafka_connect_sink_task_sink_record_read_total``         records read from Kafka
 ``kafka_connect_sink_task_sink_record_send_total``         rows confirmed in Kusto
 ``kafka_connect_task_error_total_record_failures_total``   records dead-lettered or failed
 ``kafka_connect_task_error_deadletterqueue_produce_``      dead letters written
 ``requests_total``
+``kafka_connect_sink_task_offset_commit_completion_total`` offset commits (one per range)
+``kafka_connect_task_error_total_records_skipped_total``   tombstones skipped
 ``kusto_sink_recordswritten_total``, ``_recordsfailed``,   the reference's KustoSinkMetrics
 ``_dlqrecordssent``, ``_ingestionattempts``,
 ``_ingestionsuccesses``, ``_ingestionfailures``
@@ -54,8 +56,8 @@ from pipelines.status import partition_statuses
 _TASK = ("connector", "task", "topic", "partition")
 _LAG = ("group", "topic", "partition")
 _COUNTERS: list[tuple[str, str, str]] = [
-    # (name without _total, help, Counters field or "read")
-    ("kafka_connect_sink_task_sink_record_read", "Records read (sent + failed)", "read"),
+    # (name without _total, help, Counters field)
+    ("kafka_connect_sink_task_sink_record_read", "Records read from Kafka", "records_read"),
     ("kafka_connect_sink_task_sink_record_send", "Records written to Kusto", "records_written"),
     (
         "kafka_connect_task_error_total_record_failures",
@@ -67,6 +69,16 @@ _COUNTERS: list[tuple[str, str, str]] = [
         "Records written to a dead-letter topic",
         "dead_lettered",
     ),
+    (
+        "kafka_connect_sink_task_offset_commit_completion",
+        "Offset commits completed",
+        "offset_commits",
+    ),
+    (
+        "kafka_connect_task_error_total_records_skipped",
+        "Records skipped (tombstones, tombstones: skip)",
+        "records_skipped",
+    ),
     # the reference's own KustoSinkMetrics bean, as its Grafana dashboards query it
     ("kusto_sink_recordswritten", "Records written to Kusto", "records_written"),
     ("kusto_sink_recordsfailed", "Records failed", "records_failed"),
@@ -75,12 +87,6 @@ _COUNTERS: list[tuple[str, str, str]] = [
     ("kusto_sink_ingestionsuccesses", "Batches Kusto confirmed", "ingestion_successes"),
     ("kusto_sink_ingestionfailures", "Failed delivery attempts", "ingestion_failures"),
 ]
-
-
-def _value(counters: Counters, field: str) -> int:
-    if field == "read":
-        return counters.records_written + counters.records_failed
-    return int(getattr(counters, field))
 
 
 class SinkCollector(Collector):
@@ -108,13 +114,13 @@ class SinkCollector(Collector):
             if metric.startswith("kusto_sink_"):
                 # the reference's bean is one total per connector; so are these
                 family = CounterMetricFamily(metric, help_text, labels=("connector",))
-                family.add_metric([name], _value(total, field))
+                family.add_metric([name], getattr(total, field))
                 yield family
                 continue
             family = CounterMetricFamily(metric, help_text, labels=_TASK)
             for tp, counters in sorted(by_partition.items()):
                 labels = [name, f"{tp.topic}-{tp.partition}", tp.topic, str(tp.partition)]
-                family.add_metric(labels, _value(counters, field))
+                family.add_metric(labels, getattr(counters, field))
             yield family
         group = self._settings.group_id
         offset = GaugeMetricFamily(

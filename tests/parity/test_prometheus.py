@@ -67,6 +67,8 @@ def test_the_endpoint_serves_connect_and_lag_exporter_metrics_matching_kusto(
     assert metrics["kafka_connect_task_error_deadletterqueue_produce_requests_total"] == 1
     assert metrics["kusto_sink_dlqrecordssent_total"] == 1
     assert metrics["kusto_sink_ingestionfailures_total"] == 0
+    assert metrics["kafka_connect_sink_task_offset_commit_completion_total"] == len(ranges)
+    assert metrics["kafka_connect_task_error_total_records_skipped_total"] == 0
     assert metrics["kafka_consumergroup_group_lag"] == 4
     assert metrics["kafka_consumergroup_group_sum_lag"] == 4
     assert metrics["kafka_consumergroup_group_max_lag"] == 4
