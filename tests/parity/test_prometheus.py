@@ -8,6 +8,7 @@ import pytest
 from parity_helpers import note_table, notes, rows
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.process import free_port
 from pipelines.config import load_settings
 from pipelines.definitions import build_definitions
 from pipelines.jobs import run_config
@@ -16,12 +17,10 @@ from pipelines.runtime import SinkRuntime
 
 pytestmark = pytest.mark.stack
 
-PORT = 19299
 
-
-def scrape() -> dict[str, float]:
+def scrape(port: int) -> dict[str, float]:
     """Every sample of /metrics summed over its labels, by sample name."""
-    text = httpx.get(f"http://127.0.0.1:{PORT}/metrics", timeout=30).text
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     sums: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -52,9 +51,10 @@ def test_the_endpoint_serves_connect_and_lag_exporter_metrics_matching_kusto(
         )
         assert result.success
         produce(topic, notes(100, 4), partition=0)  # not delivered: lag
-        server, collector = serve(settings, instance, port=PORT)
+        port = free_port()
+        server, collector = serve(settings, instance, port=port)
         try:
-            metrics = scrape()
+            metrics = scrape(port)
         finally:
             server.shutdown()
             collector.close()
