@@ -414,9 +414,10 @@ def _commit(
         try:
             committer.commit(rng, in_transaction)
         except CommitConflict as conflict:
-            if attempts > 1 and conflict.committed == rng.end:
-                # An earlier attempt's commit went through but its answer was lost.
-                log.info("%s: committed by the earlier attempt", rng)
+            if conflict.committed == rng.end:
+                # An earlier attempt (this one's lost answer, or a step that died after its
+                # commit) committed exactly this range: its batches and dead letters are in.
+                log.info("%s: committed by an earlier attempt", rng)
                 return
             raise
 

@@ -126,14 +126,32 @@ def kusto_errors(what: str) -> Iterator[None]:
             ) from e
         raise KustoUnavailable(f"{what}: {api_error.description}") from e
     except (KustoNetworkError, KustoServiceError, AzureError, OSError) as e:
-        raise KustoUnavailable(f"{what}: {e}") from e
+        text, cause = _without_sas(e)
+        raise KustoUnavailable(f"{what}: {text}") from cause
     except KustoBlobError as e:
         # The SDK wraps every failed blob upload (storage unreachable, 5xx) into this.
-        raise KustoUnavailable(f"{what}: uploading to Azure Storage failed: {e.inner}") from e
+        text, cause = _without_sas(e.inner, e)
+        raise KustoUnavailable(f"{what}: uploading to Azure Storage failed: {text}") from cause
     except KustoQueueError as e:
-        raise KustoUnavailable(f"{what}: queueing in Azure Storage failed: {e}") from e
+        text, cause = _without_sas(e)
+        raise KustoUnavailable(f"{what}: queueing in Azure Storage failed: {text}") from cause
     except KustoError as e:
-        raise IngestionFailed(f"{what}: {e}", permanent=True) from e
+        text, cause = _without_sas(e)
+        raise IngestionFailed(f"{what}: {text}", permanent=True) from cause
+
+
+# A storage URL's query string is its SAS token: a credential.
+_URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+
+
+def _without_sas(
+    error: BaseException, chained: BaseException | None = None
+) -> tuple[str, BaseException | None]:
+    """``error``'s text with URL query strings (SAS tokens) cut out, and the exception to
+    chain: none when something was cut, since a chained cause's text reaches logs too."""
+    text = str(error)
+    clean = _URL_QUERY.sub(r"\1?<redacted>", text)
+    return clean, (chained or error) if clean == text else None
 
 
 class KustoIngestor:
