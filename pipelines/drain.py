@@ -16,7 +16,9 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import executor_config, run_config, run_tags
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
-from sensors.lag import group_ranges
+from sensors.lag import group_ranges, in_flight_partitions
+
+BUSY_POLL_S = 2.0
 
 
 def job_for(config_path: str) -> dg.JobDefinition:
@@ -49,9 +51,16 @@ def drain(
     job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
     progress = DrainProgress()
     while progress.runs < max_runs:
-        ranges = runtime.plan()
-        if not ranges:
+        # Only runs in flight: a failed run's retry needs the daemon, which may not run.
+        busy = in_flight_partitions(instance, runtime.settings.name, awaiting_retry=False)
+        planned = runtime.plan()
+        if not planned:
             return progress
+        ranges = [r for r in planned if r.key not in busy]
+        if not ranges:
+            # Runs the sensors launched cover what lags: wait for them rather than race them.
+            time.sleep(BUSY_POLL_S)
+            continue
         for group in group_ranges(ranges):
             began = time.monotonic()
             with dg.execute_job(

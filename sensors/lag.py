@@ -38,19 +38,22 @@ Trigger = Callable[[TopicPartition, PartitionState], bool]
 RETRY_GRACE = timedelta(minutes=5)
 
 
-def in_flight_partitions(instance: dg.DagsterInstance, sink_name: str) -> set[str]:
+def in_flight_partitions(
+    instance: dg.DagsterInstance, sink_name: str, *, awaiting_retry: bool = True
+) -> set[str]:
     """Partitions (``topic[p]``) that a queued or running run of this sink covers, or that a
     failed run still waiting for its automatic retry (``FROM_FAILURE``) will cover."""
     tags = {SINK_TAG: sink_name}
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags))
-    recently_failed = instance.get_runs(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.FAILURE],
-            tags=tags,
-            updated_after=datetime.now(UTC) - RETRY_GRACE,
+    if awaiting_retry:
+        recently_failed = instance.get_runs(
+            filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.FAILURE],
+                tags=tags,
+                updated_after=datetime.now(UTC) - RETRY_GRACE,
+            )
         )
-    )
-    runs += [run for run in recently_failed if _awaits_retry(instance, run)]
+        runs += [run for run in recently_failed if _awaits_retry(instance, run)]
     return {key for run in runs for key in run.tags.get(PARTITIONS_TAG, "").split(",") if key}
 
 
@@ -115,9 +118,11 @@ def build_sensor(
         description=description,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        # Busy partitions first: a run that commits and ends after this read is still
+        # counted busy, where reading offsets first could plan its range again.
+        busy = in_flight_partitions(context.instance, settings.name)
         with SinkRuntime(settings) as runtime:
             states = runtime.partition_states()
-        busy = in_flight_partitions(context.instance, settings.name)
         requests = run_requests(settings, states, busy, trigger)
         lag = sum(s.lag(settings.kafka.auto_offset_reset) for s in states.values())
         return dg.SensorResult(
