@@ -16,23 +16,19 @@ then loads it all again ("fix the mapping and reload").
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipelines.batch import BatchFile
 from pipelines.config import DeadLetterSettings
 from pipelines.dead_letter import DeadLetterTopic
 from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
 from pipelines.errors import ConfigError
 from pipelines.extents import batch_extents, drop_extents
-from pipelines.ingest import IngestTarget, KustoIngestor, Receipt
+from pipelines.ingest import IngestTarget
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.read import kafka_error, partition_states, read_range
 from pipelines.records import DeadLetter
@@ -224,32 +220,12 @@ def backfill_range(
                     OffsetRange(rng.topic, rng.partition, start, end),
                     [route],
                     read=lambda r: read_range(runtime.consumer, r),
-                    ingestor=cast(KustoIngestor, _FreshBlobNames(runtime.ingestor)),
+                    ingestor=runtime.ingestor,
                     committer=NoCommit(),
                     options=options,
                 )
             )
     return reports
-
-
-class _FreshBlobNames:
-    """Hands batch files to Kusto under a blob name no earlier load used.
-
-    The ingest SDK names a blob after the batch's source id (derived from its batch id),
-    table and file name, and never overwrites one: loading a batch again after its extent
-    was dropped (a gap, ``replace``) would fail with BlobAlreadyExists.
-    """
-
-    def __init__(self, ingestor: KustoIngestor) -> None:
-        self._ingestor = ingestor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ingestor, name)
-
-    def submit(self, batch: BatchFile, target: IngestTarget) -> Receipt:
-        fresh = batch.path.with_name(f"{uuid.uuid4().hex[:12]}-{batch.path.name}")
-        os.replace(batch.path, fresh)
-        return self._ingestor.submit(replace(batch, path=fresh), target)
 
 
 def _letters_to(settings: DeadLetterSettings | None) -> DeadLetterTopic | None:
