@@ -135,7 +135,10 @@ def plan_backfill(runtime: SinkRuntime, request: BackfillRequest) -> BackfillPla
         if request.end is None
         else _offsets(runtime.consumer, request.topic, wanted, request.end, states)
     )
-    if request.table is None:
+    live = {route.target for route in runtime.routes(request.topic)}
+    chosen = {route.target for route in routes_for(runtime, request.topic, request.table)}
+    if chosen & live:
+        # Into a table the live sink writes (named or not): leave its uncommitted offsets to it.
         ends = _below_live_sink(runtime, request.topic, ends, states)
     ranges = [
         OffsetRange(request.topic, p, starts[p], ends[p]) for p in wanted if starts[p] < ends[p]

@@ -55,6 +55,10 @@ def test_backfill_of_the_live_table_leaves_uncommitted_offsets_to_the_live_sink(
     assert producer.flush(10) == 0
     with delivered.runtime() as runtime:
         plan = plan_backfill(runtime, BackfillRequest(delivered.topic, start=0))
+        # Naming the live table, with or without its database, changes nothing.
+        for table in ("Events", f"{delivered.db}.Events"):
+            named = plan_backfill(runtime, BackfillRequest(delivered.topic, start=0, table=table))
+            assert {r.end for r in named.ranges} == {RECORDS // 2}, table
     assert {r.end for r in plan.ranges} == {RECORDS // 2}
     assert backfill(delivered, BackfillRequest(delivered.topic, start=0)) == 0
     assert len(ids_in(kusto, delivered.db, "Events")) == RECORDS
