@@ -136,6 +136,12 @@ class _Held:
         return i >= 0 and self.later[i][0] <= offset <= self.later[i][1]
 
 
+def _part(chunk: Chunk, start: int, end: int | None) -> Chunk:
+    if start == 0 and end is None:
+        return chunk
+    return Chunk(chunk.format, chunk.framing, chunk.offsets[start:end], chunk.payloads[start:end])
+
+
 def deliver_range(
     rng: OffsetRange,
     routes: Sequence[Route],
@@ -211,19 +217,12 @@ class _Delivery:
         rng, receipts = self.rng, []
         with contextlib.ExitStack() as writing:
             # On a failure, each writer drops its open file and stops its worker thread.
-            writers = {
-                route: writing.enter_context(
-                    BatchWriter(
-                        self.workdir,
-                        topic=rng.topic,
-                        partition=rng.partition,
-                        range_start=self.held[route].resume,
-                        flush_size_bytes=self.options.flush_size_bytes,
-                        table=route.batch_suffix,
-                    )
-                )
-                for route in self.routes
+            self.writing = writing
+            self.writers = {
+                route: self._writer(route, self.held[route].resume) for route in self.routes
             }
+            # Spans the table holds past the resume point, still ahead of the reading.
+            self.ahead = {route: list(self.held[route].later) for route in self.routes}
             for records in self.retry.read(self.read, rng):
                 self.report.records_read += len(records)
                 for route in self.routes:
@@ -233,9 +232,10 @@ class _Delivery:
                     for chunk in chunks:
                         chunk = self.held[route].pending(chunk)
                         if chunk.offsets:
-                            receipts += self._submit(route, writers[route].add(chunk))
+                            receipts += self._add(route, chunk)
             for route in self.routes:
-                receipts += self._submit(route, writers[route].finish(rng.end))
+                receipts += self._cut_at_held_spans(route, before=rng.end)
+                receipts += self._submit(route, self.writers[route].finish(rng.end))
         can_split = self.options.on_error != "fail" and self.options.misc_dead_letters
         confirmed, refused = settle(
             receipts,
@@ -247,6 +247,48 @@ class _Delivery:
         self.report.receipts = confirmed
         for refusal in self.refused + refused:
             self._on_refusal(refusal)
+
+    def _writer(self, route: Route, start: int) -> BatchWriter:
+        return self.writing.enter_context(
+            BatchWriter(
+                self.workdir,
+                topic=self.rng.topic,
+                partition=self.rng.partition,
+                range_start=start,
+                flush_size_bytes=self.options.flush_size_bytes,
+                table=route.batch_suffix,
+            )
+        )
+
+    def _add(self, route: Route, chunk: Chunk) -> list[Receipt]:
+        """Write a chunk, cutting batches where the table holds a span already.
+
+        A replay must cut the batches of an earlier attempt exactly as it did: a batch that
+        attempt submitted but Kusto had not confirmed yet ends where the next held span
+        begins, so it gets the same id again and ingestIfNotExists drops a late twin.
+        """
+        receipts, offsets = [], chunk.offsets
+        start = 0
+        while self.ahead[route] and offsets[-1] > self.ahead[route][0][1]:
+            first, _ = self.ahead[route][0]
+            cut = bisect.bisect_left(offsets, first, lo=start)
+            if cut > start:
+                receipts += self._submit(route, self.writers[route].add(_part(chunk, start, cut)))
+            receipts += self._cut_at_held_spans(route, before=offsets[cut])
+            start = cut
+        if start < len(offsets):
+            receipts += self._submit(route, self.writers[route].add(_part(chunk, start, None)))
+        return receipts
+
+    def _cut_at_held_spans(self, route: Route, *, before: int) -> list[Receipt]:
+        """Close the batch before each held span that ends before ``before``; the next
+        writer starts after the span."""
+        receipts = []
+        while self.ahead[route] and self.ahead[route][0][1] < before:
+            first, last = self.ahead[route].pop(0)
+            receipts += self._submit(route, self.writers[route].finish(first))
+            self.writers[route] = self._writer(route, last + 1)
+        return receipts
 
     def letters(self) -> list[tuple[DeadLetterTopic | None, list[DeadLetter]]]:
         return [
@@ -414,10 +456,9 @@ def _commit(
         try:
             committer.commit(rng, in_transaction)
         except CommitConflict as conflict:
-            if conflict.committed == rng.end:
-                # An earlier attempt (this one's lost answer, or a step that died after its
-                # commit) committed exactly this range: its batches and dead letters are in.
-                log.info("%s: committed by an earlier attempt", rng)
+            if attempts > 1 and conflict.committed == rng.end:
+                # An earlier attempt's commit went through but its answer was lost.
+                log.info("%s: committed by the earlier attempt", rng)
                 return
             raise
 
