@@ -31,7 +31,9 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import run_config
 from pipelines.runtime import SinkRuntime
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(180)]
+# Setup starts `dagster dev` and records the sink's history: ~90 s on a quiet machine,
+# much more on a busy one.
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
