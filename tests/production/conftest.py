@@ -43,7 +43,9 @@ def _running(server: Server, run_dir: Path) -> Iterator[None]:
         stop(run_dir, server.name, server.stop_timeout)
 
 
-@pytest.fixture(scope="session")
+# Module scope: this second emulator shares Azurite, and with it the ingestion queue, with
+# the stack's emulator; alive while other tests ingest, it would take their batches.
+@pytest.fixture(scope="module")
 def secured_kusto(
     stack: StackConfig,
     secure_kafka: kafka_security.SecureKafka,
