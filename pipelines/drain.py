@@ -51,8 +51,9 @@ def drain(
     job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
     progress = DrainProgress()
     while progress.runs < max_runs:
-        # Only runs in flight: a failed run's retry needs the daemon, which may not run.
-        busy = in_flight_partitions(instance, runtime.settings.name, awaiting_retry=False)
+        # Only runs already running: queued runs and retries wait for a daemon that may
+        # not be running (the compare-and-set commit settles any later overlap).
+        busy = in_flight_partitions(instance, runtime.settings.name, daemon=False)
         planned = runtime.plan()
         if not planned:
             return progress

@@ -20,6 +20,7 @@ from pipelines.runtime import SinkRuntime
 MAX_RETRIES_TAG = "dagster/max_retries"
 RETRY_NUMBER_TAG = "dagster/retry_number"
 PARENT_RUN_TAG = "dagster/parent_run_id"
+RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -39,13 +40,18 @@ RETRY_GRACE = timedelta(minutes=5)
 
 
 def in_flight_partitions(
-    instance: dg.DagsterInstance, sink_name: str, *, awaiting_retry: bool = True
+    instance: dg.DagsterInstance, sink_name: str, *, daemon: bool = True
 ) -> set[str]:
     """Partitions (``topic[p]``) that a queued or running run of this sink covers, or that a
-    failed run still waiting for its automatic retry (``FROM_FAILURE``) will cover."""
+    failed run still waiting for its automatic retry (``FROM_FAILURE``) will cover.
+
+    With ``daemon=False`` only runs already running count: queued runs and retries need
+    the daemon, which may not be running at all.
+    """
     tags = {SINK_TAG: sink_name}
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags))
-    if awaiting_retry:
+    statuses = IN_FLIGHT if daemon else RUNNING
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=statuses, tags=tags))
+    if daemon:
         recently_failed = instance.get_runs(
             filters=dg.RunsFilter(
                 statuses=[dg.DagsterRunStatus.FAILURE],
