@@ -23,7 +23,8 @@ Kusto endpoints (the SDK 6.x wire protocol):
   `.show [table T |database D ]extents [where tags has|contains|hasprefix|!has ... 'x' and ...]`,
   `.drop extents <| .show table T extents where ...`, `.drop extents (ids) from T`,
   `.drop extents from T where tags ...`, `.drop extent tags from table T ('t', ...)`,
-  `.show ingestion failures`, `.ingest inline into table T [with (...)] <| data`,
+  `.show ingestion failures [| where FailedOn >= datetime(..) and Table == 'T']`,
+  `.ingest inline into table T [with (...)] <| data`,
   `.ingest [async] into table T (h'url', ...) [with (format=.., tags='[..]', ...)]`.
   Anything else: 400 `BadRequest_SyntaxError`.
 - `POST /v2/rest/query`, `POST /v1/rest/query`: KQL (the subset `kql` compiles).

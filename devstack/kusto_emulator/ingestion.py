@@ -15,7 +15,7 @@ from devstack.kusto_emulator.formats import (
     default_mapping,
     parse_mapping,
 )
-from devstack.kusto_emulator.store import EmptyExtentError, KustoStore
+from devstack.kusto_emulator.store import AlreadyTaggedError, EmptyExtentError, KustoStore
 
 # `raw` is one record per blob line in our reading, like txt.
 _FORMAT_ALIASES = {"raw": "txt"}
@@ -75,11 +75,11 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
         )
     if path.stat().st_size == 0:
         raise IngestionFailure("BadRequest_EmptyBlob", "The blob is empty.")
+    # Checked again when the extent is written; here, it spares parsing a skipped blob.
     if request.ingest_if_not_exists and store.has_ingest_by_tag(
         request.database, request.table, request.ingest_if_not_exists
     ):
         raise AlreadyIngested(request)
-
     mapping = _mapping(store, request, format_name, columns)
     try:
         source = build_source(path, format_name, mapping, columns, request.ignore_first_record)
@@ -88,8 +88,15 @@ def ingest_file(store: KustoStore, request: IngestionRequest, path: Path) -> Ing
         raise
     try:
         extent_id, row_count = store.append_extent(
-            request.database, request.table, source.select_sql, request.tags, source.arrow_tables
+            request.database,
+            request.table,
+            source.select_sql,
+            request.tags,
+            source.arrow_tables,
+            if_not_exists=request.ingest_if_not_exists,
         )
+    except AlreadyTaggedError:
+        raise AlreadyIngested(request) from None
     except EmptyExtentError:
         raise IngestionFailure(
             "BadRequest_NoRecordsOrWrongFormat",

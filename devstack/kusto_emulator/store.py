@@ -11,15 +11,18 @@ Layout (the KQL compiler reads it, so it is a contract):
   (entity '' for the database);
 - `"<db>"."__failures"(...)`: failed queued ingestions, for `.show ingestion failures`.
 
-All access goes through cursors of one connection, one at a time under one lock: DuckDB
-allows a single writer, and the queue worker, streaming ingestion and queries share it.
+Writes go through cursors of one connection, one at a time under one lock (the queue
+worker, streaming ingestion and management commands share it). Reads (queries, extent
+and failure listings, table metadata) take a cursor of their own outside the lock: DuckDB
+gives each transaction the last committed state, so they answer while a large ingestion
+is writing, as Kusto answers them from its metadata.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +51,10 @@ def literal(value: str) -> str:
 
 class EmptyExtentError(Exception):
     """The data yielded no rows: Kusto creates no empty extents."""
+
+
+class AlreadyTaggedError(Exception):
+    """An extent of the table already carries one of the `ingest-by` tags asked about."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,15 @@ class KustoStore:
                 cursor.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for reading the last committed state, without waiting for writers."""
+        cursor = self._connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connection() as cursor:
             cursor.begin()
@@ -129,7 +145,7 @@ class KustoStore:
             )
 
     def databases(self) -> list[str]:
-        with self.connection() as con:
+        with self.snapshot() as con:
             rows = con.execute(
                 "SELECT DISTINCT schema_name FROM information_schema.schemata "
                 "WHERE catalog_name = current_database()"
@@ -139,7 +155,7 @@ class KustoStore:
     def has_database(self, database: str) -> bool:
         if database in _SYSTEM_SCHEMAS:
             return False
-        with self.connection() as con:
+        with self.snapshot() as con:
             row = con.execute(
                 "SELECT 1 FROM information_schema.schemata "
                 "WHERE catalog_name = current_database() AND schema_name = ?",
@@ -160,7 +176,7 @@ class KustoStore:
 
     def tables(self, database: str) -> list[tuple[str, list[tuple[str, str]]]]:
         self.require_database(database)
-        with self.connection() as con:
+        with self.snapshot() as con:
             rows = con.execute(
                 f"SELECT table_name, columns FROM {quote(database)}.__tables ORDER BY table_name"
             ).fetchall()
@@ -172,7 +188,7 @@ class KustoStore:
         """The table's (name, Kusto type) columns; raises KeyError if there is no such table."""
         if not self.has_database(database):
             raise KeyError(table)
-        with self.connection() as con:
+        with self.snapshot() as con:
             row = con.execute(
                 f"SELECT columns FROM {quote(database)}.__tables WHERE table_name = ?", [table]
             ).fetchone()
@@ -278,7 +294,7 @@ class KustoStore:
     def mappings(self, database: str, table: str) -> list[tuple[str, str, str]]:
         """(name, kind, mapping JSON) of the table's ingestion mappings."""
         self.require_table(database, table)
-        with self.connection() as con:
+        with self.snapshot() as con:
             return con.execute(
                 f"SELECT name, kind, mapping_json FROM {quote(database)}.__mappings "
                 "WHERE table_name = ? ORDER BY name",
@@ -321,7 +337,7 @@ class KustoStore:
 
     def streaming_enabled(self, database: str, table: str) -> bool:
         """The table's own streaming policy wins; otherwise the database's."""
-        with self.connection() as con:
+        with self.snapshot() as con:
             rows = dict(
                 con.execute(
                     f"SELECT entity, enabled FROM {quote(database)}.__policies "
@@ -361,13 +377,25 @@ class KustoStore:
                 ],
             )
 
-    def failures(self, database: str) -> list[tuple[Any, ...]]:
+    def failures(
+        self, database: str, *, since: datetime | None = None, table: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Failures of the database, optionally only those at or after `since` (UTC) and of
+        one table."""
         self.require_database(database)
-        with self.connection() as con:
+        where, parameters = ["TRUE"], []
+        if since is not None:
+            where.append("failed_on >= ?")
+            parameters.append(since)
+        if table is not None:
+            where.append("table_name = ?")
+            parameters.append(table)
+        with self.snapshot() as con:
             return con.execute(
                 "SELECT operation_id, table_name, failed_on, source_path, details, "
                 f"failure_kind, error_code, should_retry FROM {quote(database)}.__failures "
-                "ORDER BY failed_on"
+                f"WHERE {' AND '.join(where)} ORDER BY failed_on",
+                parameters,
             ).fetchall()
 
     # Extents
@@ -379,17 +407,23 @@ class KustoStore:
         select_sql: str,
         tags: list[str],
         arrow_tables: dict[str, pa.Table] | None = None,
+        if_not_exists: Sequence[str] = (),
     ) -> tuple[str, int]:
         """Insert the rows `select_sql` yields (user columns in order) as one new extent.
 
         `arrow_tables` are registered by name for the duration of the insert. All rows or
-        none: the insert and the extent record share one transaction.
+        none: the insert and the extent record share one transaction. With `if_not_exists`
+        (`ingestIfNotExists`), raises AlreadyTaggedError instead when an extent carries
+        `ingest-by:<value>` for one of the values: checked inside the writers' lock, so two
+        ingestions of one batch cannot both pass the check.
         Returns (extent id, row count).
         """
         self.require_table(database, table)
         extent_id = str(uuid.uuid4())
         schema = quote(database)
         with self.transaction() as con:
+            if if_not_exists and _carries_ingest_by(con, database, table, if_not_exists):
+                raise AlreadyTaggedError(f"{database}.{table}: {list(if_not_exists)}")
             for name, arrow_table in (arrow_tables or {}).items():
                 con.register(name, arrow_table)
             inserted = con.execute(
@@ -410,7 +444,7 @@ class KustoStore:
         if table is not None:
             self.require_table(database, table)
         where = "" if table is None else "WHERE table_name = ?"
-        with self.connection() as con:
+        with self.snapshot() as con:
             rows = con.execute(
                 f"SELECT extent_id, table_name, tags, row_count, created "
                 f"FROM {quote(database)}.__extents {where} ORDER BY created, extent_id",
@@ -418,16 +452,10 @@ class KustoStore:
             ).fetchall()
         return [Extent(*row) for row in rows]
 
-    def has_ingest_by_tag(self, database: str, table: str, values: list[str]) -> bool:
+    def has_ingest_by_tag(self, database: str, table: str, values: Sequence[str]) -> bool:
         """Whether an extent of the table carries `ingest-by:<value>` for any of the values."""
-        tags = [f"ingest-by:{value}" for value in values]
-        with self.connection() as con:
-            row = con.execute(
-                f"SELECT 1 FROM {quote(database)}.__extents WHERE table_name = ? "
-                "AND len(list_intersect(tags, ?)) > 0 LIMIT 1",
-                [table, tags],
-            ).fetchone()
-        return row is not None
+        with self.snapshot() as con:
+            return _carries_ingest_by(con, database, table, values)
 
     def drop_tags(self, database: str, table: str, tags: list[str]) -> list[Extent]:
         """Remove the tags from the table's extents; returns the extents changed."""
@@ -467,3 +495,14 @@ class KustoStore:
                     f"DELETE FROM {schema}.__extents WHERE extent_id = ?", [extent.extent_id]
                 )
         return dropped
+
+
+def _carries_ingest_by(
+    con: duckdb.DuckDBPyConnection, database: str, table: str, values: Sequence[str]
+) -> bool:
+    row = con.execute(
+        f"SELECT 1 FROM {quote(database)}.__extents WHERE table_name = ? "
+        "AND len(list_intersect(tags, ?)) > 0 LIMIT 1",
+        [table, [f"ingest-by:{value}" for value in values]],
+    ).fetchone()
+    return row is not None

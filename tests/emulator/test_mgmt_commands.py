@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from devstack.kusto_emulator.errors import KustoRequestError
 from devstack.kusto_emulator.faults import FaultRegistry, FaultSpec
 from devstack.kusto_emulator.ingestion import IngestionRequest, ingest_file
 from devstack.kusto_emulator.mgmt import MgmtContext, execute_mgmt
-from devstack.kusto_emulator.store import KustoStore
+from devstack.kusto_emulator.store import AlreadyTaggedError, KustoStore
 
 Run = Callable[[str], list[dict[str, object]]]
 
@@ -184,3 +187,64 @@ def test_ingest_command_honours_refused_writes(store: KustoStore) -> None:
         execute_mgmt(context, ".ingest inline into table T <| 1")
 
     assert raised.value.permanent is True
+
+
+def test_ingestion_failures_filtered_by_time_and_table(run: Run, store: KustoStore) -> None:
+    run(".create table A (n:long)")
+    run(".create table B (n:long)")
+    store.record_failure("db", "A", "op-old", "blob-a-old", "bad", True, "E")
+    [old] = run(".show ingestion failures")
+    later = old["FailedOn"] + timedelta(milliseconds=5)
+    time.sleep(0.02)
+    store.record_failure("db", "A", "op-a", "blob-a", "bad", True, "E")
+    store.record_failure("db", "B", "op-b", "blob-b", "bad", False, "E")
+
+    since = run(f".show ingestion failures | where FailedOn >= datetime({later.isoformat()}Z)")
+    of_a = run(
+        f".show ingestion failures | where FailedOn > datetime({later.isoformat()}) "
+        "and Table == 'A'"
+    )
+
+    assert [row["IngestionSourcePath"] for row in since] == ["blob-a", "blob-b"]
+    assert [row["IngestionSourcePath"] for row in of_a] == ["blob-a"]
+    with pytest.raises(KustoRequestError, match="Unsupported ingestion failures filter"):
+        run(".show ingestion failures | where Details has 'bad'")
+
+
+def test_extents_answer_while_an_ingestion_is_writing(
+    run: Run, store: KustoStore, tmp_path: Path
+) -> None:
+    run(".create table T (n:long)")
+    ingest(store, tmp_path, "T", ["ingest-by:done"], 2)
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_ingestion() -> None:
+        with store.transaction() as con:
+            con.execute("INSERT INTO db.T VALUES (1, 'x', now())")
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=slow_ingestion)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        began = time.monotonic()
+        extents = run(".show table T extents where tags contains 'ingest-by:'")
+        answered_in = time.monotonic() - began
+    finally:
+        release.set()
+        writer.join()
+
+    assert [row["Tags"] for row in extents] == ["ingest-by:done"]
+    assert answered_in < 5
+
+
+def test_ingest_if_not_exists_is_checked_with_the_write(store: KustoStore, tmp_path: Path) -> None:
+    store.create_table("db", "T", [("n", "long")], merge=False)
+    select = "SELECT 1::BIGINT"
+    store.append_extent("db", "T", select, ["ingest-by:b1"], if_not_exists=["b1"])
+
+    with pytest.raises(AlreadyTaggedError):
+        store.append_extent("db", "T", select, ["ingest-by:b1"], if_not_exists=["b1"])
+
+    assert [extent.tags for extent in store.extents("db", "T")] == [["ingest-by:b1"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from devstack.kusto_emulator.errors import KustoRequestError
 from devstack.kusto_emulator.mgmt._registry import (
@@ -176,8 +177,41 @@ def _drop_extent_tags(context: MgmtContext, match: re.Match[str]) -> ResultTable
 # Failures
 
 
-@command(r"\.show\s+ingestion\s+failures(?:\s*\|.*)?")
-def _show_failures(context: MgmtContext, _: re.Match[str]) -> ResultTable:
+# One condition of `| where FailedOn >= datetime(...) and Table == 'T'`: what a client
+# polling for its own recent failures asks; other filters are refused, never ignored.
+_FAILURE_CONDITION = re.compile(
+    r"(?:FailedOn\s*(?P<op>>=|>)\s*datetime\(\s*(?P<since>[^)]*?)\s*\)"
+    rf"|Table\s*==\s*{_STRING})\s*(?:and\s+|$)",
+    re.IGNORECASE,
+)
+
+
+def _failure_filter(where: str | None) -> tuple[datetime | None, str | None]:
+    """(since, table) of a `.show ingestion failures | where ...` filter."""
+    since, table = None, None
+    rest = (where or "").strip()
+    while rest:
+        found = _FAILURE_CONDITION.match(rest)
+        if found is None:
+            raise KustoRequestError.syntax(f"Unsupported ingestion failures filter '{rest}'")
+        if found["since"] is not None:
+            try:
+                moment = datetime.fromisoformat(found["since"].replace("Z", "+00:00"))
+            except ValueError:
+                raise KustoRequestError.syntax(f"Invalid datetime '{found['since']}'") from None
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+            # `>` on stored microseconds: one microsecond later, inclusive.
+            since = moment + timedelta(microseconds=1) if found["op"] == ">" else moment
+        else:
+            table = _unescape(found["value"])
+        rest = rest[found.end() :]
+    return since, table
+
+
+@command(r"\.show\s+ingestion\s+failures(?:\s*\|\s*where\s+(?P<where>.+))?")
+def _show_failures(context: MgmtContext, match: re.Match[str]) -> ResultTable:
+    since, table_filter = _failure_filter(match["where"])
     columns = [
         ("OperationId", "guid"),
         ("Database", "string"),
@@ -208,7 +242,7 @@ def _show_failures(context: MgmtContext, _: re.Match[str]) -> ResultTable:
             retry,
         ]
         for operation, table, failed_on, path, details, kind, code, retry in context.store.failures(
-            context.database
+            context.database, since=since, table=table_filter
         )
     ]
     return ResultTable(columns, rows)
