@@ -109,6 +109,9 @@ class Totals:
     by_partition: dict[TopicPartition, Counters]
     storage_id: int = 0
 
+    def of(self, tp: TopicPartition) -> Counters:
+        return self.by_partition.get(tp) or Counters()
+
     def total(self, topic: str | None = None) -> Counters:
         total = Counters()
         for tp, counters in self.by_partition.items():

@@ -49,9 +49,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipelines.config import ConfigError, SinkSettings, config_path, load_settings
-from pipelines.metrics import Counters, Totals, add_new_deliveries
+from pipelines.metrics import Totals
 from pipelines.runtime import SinkRuntime
-from pipelines.status import partition_statuses
+from pipelines.status import sink_status
 
 _TASK = ("connector", "task", "topic", "partition")
 _LAG = ("group", "topic", "partition")
@@ -100,16 +100,9 @@ class SinkCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            states = self._runtime.partition_states()
-            add_new_deliveries(self._instance, {tp.topic for tp in states}, self._totals)
-            statuses = partition_statuses(
-                self._runtime.consumer, states, self._settings.kafka.auto_offset_reset
-            )
-            by_partition = dict(self._totals.by_partition)
+            status = sink_status(self._runtime, self._instance, self._totals)
         name = self._settings.name
-        total = Counters()
-        for counters in by_partition.values():
-            total.add(counters)
+        total = status.totals.total()
         for metric, help_text, field in _COUNTERS:
             if metric.startswith("kusto_sink_"):
                 # the reference's bean is one total per connector; so are these
@@ -118,7 +111,7 @@ class SinkCollector(Collector):
                 yield family
                 continue
             family = CounterMetricFamily(metric, help_text, labels=_TASK)
-            for tp, counters in sorted(by_partition.items()):
+            for tp, counters in sorted(status.totals.by_partition.items()):
                 labels = [name, f"{tp.topic}-{tp.partition}", tp.topic, str(tp.partition)]
                 family.add_metric(labels, getattr(counters, field))
             yield family
@@ -132,21 +125,21 @@ class SinkCollector(Collector):
             "Age of the oldest record not yet delivered",
             labels=_LAG,
         )
-        for status in statuses:
-            tp = status.topic_partition
+        for partition in status.partitions:
+            tp = partition.topic_partition
             labels = [group, tp.topic, str(tp.partition)]
-            if status.committed is not None:
-                offset.add_metric(labels, status.committed)
-            lag.add_metric(labels, status.lag_records)
-            lag_seconds.add_metric(labels, status.oldest_age_s or 0.0)
+            if partition.committed is not None:
+                offset.add_metric(labels, partition.committed)
+            lag.add_metric(labels, partition.lag_records)
+            lag_seconds.add_metric(labels, partition.oldest_age_s or 0.0)
         yield from (offset, lag, lag_seconds)
-        lags = [status.lag_records for status in statuses]
-        for metric, value in (("max_lag", max(lags, default=0)), ("sum_lag", sum(lags))):
-            family = GaugeMetricFamily(
+        max_lag = max((p.lag_records for p in status.partitions), default=0)
+        for metric, value in (("max_lag", max_lag), ("sum_lag", status.lag().records)):
+            gauge = GaugeMetricFamily(
                 f"kafka_consumergroup_group_{metric}", f"Group {metric}", labels=("group",)
             )
-            family.add_metric([group], value)
-            yield family
+            gauge.add_metric([group], value)
+            yield gauge
 
     def close(self) -> None:
         self._runtime.close()

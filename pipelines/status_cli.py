@@ -15,11 +15,11 @@ import dagster as dg
 
 from pipelines import metrics
 from pipelines.backfill_job import BACKFILL_TAG
-from pipelines.config import SinkSettings, config_path, load_settings
+from pipelines.config import config_path, load_settings
 from pipelines.errors import SinkError
 from pipelines.jobs import PARTITIONS_TAG, RANGE_TAG, SINK_TAG
 from pipelines.runtime import SinkRuntime
-from pipelines.status import PartitionStatus, partition_statuses
+from pipelines.status import SinkStatus, sink_status
 from sensors.lag import IN_FLIGHT
 
 BAR_WIDTH = 30
@@ -64,33 +64,24 @@ def bar(done: int, total: int | None) -> str:
     return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * done // total:3d}% {done}/{total}"
 
 
-def render(statuses: list[PartitionStatus], totals: metrics.Totals, runs: list[RunProgress]) -> str:
+def render(status: SinkStatus, runs: list[RunProgress]) -> str:
     header = (
         f"{'partition':<28} {'committed':>10} {'high':>10} {'lag':>9} {'lag bytes':>11} "
         f"{'oldest':>8} {'written':>9} {'failed':>7} {'dead':>6} {'attempts':>8} {'ok':>6} "
         f"{'errors':>6}"
     )
     lines = [header]
-    rows = [
-        (str(s.topic_partition), s, totals.by_partition.get(s.topic_partition)) for s in statuses
-    ]
-    for name, s, counters in rows:
-        c = counters or metrics.Counters()
-        age = "-" if s.oldest_age_s is None else f"{s.oldest_age_s:.0f}s"
+    for s in status.partitions:
         committed = "-" if s.committed is None else str(s.committed)
         lines.append(
-            f"{name:<28} {committed:>10} {s.high:>10} {s.lag_records:>9} {s.lag_bytes:>11} "
-            f"{age:>8} {c.records_written:>9} {c.records_failed:>7} {c.dead_lettered:>6} "
-            f"{c.ingestion_attempts:>8} {c.ingestion_successes:>6} {c.ingestion_failures:>6}"
+            f"{str(s.topic_partition):<28} {committed:>10} {s.high:>10} {s.lag_records:>9} "
+            f"{s.lag_bytes:>11} {_age(s.oldest_age_s):>8} "
+            + _counters(status.totals.of(s.topic_partition))
         )
-    t = totals.total()
-    ages = [s.oldest_age_s for s in statuses if s.oldest_age_s is not None]
-    oldest = f"{max(ages):.0f}s" if ages else "-"
+    lag = status.lag()
     lines.append(
-        f"{'total':<28} {'':>10} {'':>10} {sum(s.lag_records for s in statuses):>9} "
-        f"{sum(s.lag_bytes for s in statuses):>11} {oldest:>8} {t.records_written:>9} "
-        f"{t.records_failed:>7} {t.dead_lettered:>6} {t.ingestion_attempts:>8} "
-        f"{t.ingestion_successes:>6} {t.ingestion_failures:>6}"
+        f"{'total':<28} {'':>10} {'':>10} {lag.records:>9} {lag.bytes:>11} "
+        f"{_age(lag.oldest_age_s):>8} " + _counters(status.totals.total())
     )
     for run in runs:
         lines.append(
@@ -99,15 +90,6 @@ def render(statuses: list[PartitionStatus], totals: metrics.Totals, runs: list[R
     if not runs:
         lines.append("no drain or backfill run in flight")
     return "\n".join(lines)
-
-
-def snapshot(settings: SinkSettings, instance: dg.DagsterInstance) -> str:
-    with SinkRuntime(settings) as runtime:
-        states = runtime.partition_states()
-        statuses = partition_statuses(runtime.consumer, states, settings.kafka.auto_offset_reset)
-    totals = metrics.Totals({})
-    metrics.add_new_deliveries(instance, sorted({tp.topic for tp in states}), totals)
-    return render(statuses, totals, run_progress(instance, settings.name))
 
 
 @click.command()
@@ -129,10 +111,14 @@ def status(config_file: Path | None, watch: float | None) -> None:
     settings = load_settings(str(config_path(config_file)))
     os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.get() as instance:
+    # Kept across refreshes: each one folds in only the deliveries recorded since the last.
+    totals = metrics.Totals({})
+    with dg.DagsterInstance.get() as instance, SinkRuntime(settings) as runtime:
         while True:
             try:
-                text = snapshot(settings, instance)
+                text = render(
+                    sink_status(runtime, instance, totals), run_progress(instance, settings.name)
+                )
             except SinkError as error:
                 raise click.ClickException(str(error)) from None
             if watch:
@@ -141,6 +127,17 @@ def status(config_file: Path | None, watch: float | None) -> None:
             if not watch or not run_progress(instance, settings.name):
                 return
             time.sleep(watch)
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f}s"
+
+
+def _counters(c: metrics.Counters) -> str:
+    return (
+        f"{c.records_written:>9} {c.records_failed:>7} {c.dead_lettered:>6} "
+        f"{c.ingestion_attempts:>8} {c.ingestion_successes:>6} {c.ingestion_failures:>6}"
+    )
 
 
 def _describe(run: dg.DagsterRun) -> str:

@@ -18,28 +18,25 @@ import dagster as dg
 from pipelines import metrics
 from pipelines.config import SinkSettings
 from pipelines.runtime import SinkRuntime
-from pipelines.status import PartitionStatus, partition_statuses
+from pipelines.status import SinkStatus, sink_status
 from sensors.lag import safe_name
 
 STATUS_EVENT = "status"
 
 
-def topic_metadata(
-    statuses: list[PartitionStatus], totals: metrics.Totals, topic: str
-) -> dict[str, Any]:
+def topic_metadata(status: SinkStatus, topic: str) -> dict[str, Any]:
     """Totals of the topic, then each partition's numbers, as plottable metadata."""
-    mine = [s for s in statuses if s.topic_partition.topic == topic]
-    ages = [s.oldest_age_s for s in mine if s.oldest_age_s is not None]
+    lag = status.lag(topic)
     metadata: dict[str, Any] = {
         "event": STATUS_EVENT,
-        "lag_records": sum(s.lag_records for s in mine),
-        "lag_bytes": sum(s.lag_bytes for s in mine),
-        "oldest_undelivered_age_s": round(max(ages), 1) if ages else 0.0,
-        **{f"total_{k}": v for k, v in totals.total(topic).as_dict().items()},
+        "lag_records": lag.records,
+        "lag_bytes": lag.bytes,
+        "oldest_undelivered_age_s": round(lag.oldest_age_s or 0.0, 1),
+        **{f"total_{k}": v for k, v in status.totals.total(topic).as_dict().items()},
     }
-    for s in mine:
+    for s in status.of_topic(topic):
         p = s.topic_partition.partition
-        counters = totals.by_partition.get(s.topic_partition, metrics.Counters())
+        counters = status.totals.of(s.topic_partition)
         metadata |= {
             f"committed[{p}]": -1 if s.committed is None else s.committed,
             f"high_watermark[{p}]": s.high,
@@ -53,8 +50,6 @@ def topic_metadata(
 
 
 def build_status_sensor(settings: SinkSettings, interval_seconds: int = 30) -> dg.SensorDefinition:
-    reset = settings.kafka.auto_offset_reset
-
     @dg.sensor(
         name=f"{safe_name(settings.name)}_status",
         minimum_interval_seconds=interval_seconds,
@@ -63,23 +58,17 @@ def build_status_sensor(settings: SinkSettings, interval_seconds: int = 30) -> d
         "delivery counters on its kafka/<topic> asset (see its Plots tab)",
     )
     def _status(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        totals = (
-            metrics.Totals.from_json(json.loads(context.cursor))
-            if context.cursor
-            else metrics.Totals({})
-        )
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        totals = metrics.Totals.from_json(cursor)
         with SinkRuntime(settings) as runtime:
-            states = runtime.partition_states()
-            statuses = partition_statuses(runtime.consumer, states, reset)
-        topics = sorted({tp.topic for tp in states})
-        metrics.add_new_deliveries(context.instance, topics, totals)
+            status = sink_status(runtime, context.instance, totals)
         observations = [
             dg.AssetObservation(
                 asset_key=metrics.kafka_asset_key(topic),
                 description="lag and delivery counters",
-                metadata=topic_metadata(statuses, totals, topic),
+                metadata=topic_metadata(status, topic),
             )
-            for topic in topics
+            for topic in status.topics()
         ]
         return dg.SensorResult(asset_events=observations, cursor=json.dumps(totals.to_json()))
 
