@@ -1,9 +1,10 @@
 """The sink's extents in Kusto: which batches a table holds, with their rows; dropping them.
 
 Every tagged batch lands as extents tagged ``ingest-by:<batch id>`` and ``drop-by:<batch
-id>`` (see :mod:`pipelines.ingest`). Backfills read them to skip offsets a table already
-holds and to drop a range before loading it again (``--replace``); the reconciliation check
-reads their row counts.
+id>`` (see :mod:`pipelines.ingest`). Delivery reads them to resume after what a table
+holds and to confirm batches; backfills to skip offsets a table already holds and to drop
+a range before loading it again (``--replace``); the reconciliation check reads their row
+counts. This module is the one place that asks for them and parses their tags.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from azure.kusto.data import KustoClient
+from azure.kusto.data import ClientRequestProperties, KustoClient
 
-from pipelines.ingest import kusto_errors
+from pipelines.kusto_errors import kusto_errors
 
-# `ingest-by:orders/2/1000-1999` or, when a topic feeds several tables, `...-1999@db.T`.
+# `ingest-by:orders/2/1000-1999` or, when a topic feeds several tables, `...-1999@db.T`
+# (table names may hold spaces: everything after the `@` is the suffix).
 _INGEST_TAG = re.compile(
-    r"^ingest-by:(?P<id>(?P<topic>[^/]+)/(?P<partition>\d+)/(?P<first>\d+)-(?P<last>\d+)(@\S+)?)$"
+    r"^ingest-by:(?P<id>(?P<topic>[^/]+)/(?P<partition>\d+)/(?P<first>\d+)-(?P<last>\d+)(@.+)?)$"
 )
 
 
@@ -36,14 +38,20 @@ class BatchExtent:
 
 
 def batch_extents(
-    query: KustoClient, database: str, table: str, topic: str, partition: int | None = None
+    query: KustoClient,
+    database: str,
+    table: str,
+    topic: str,
+    partition: int | None = None,
+    *,
+    properties: ClientRequestProperties | None = None,
 ) -> list[BatchExtent]:
     """The extents of ``table`` that hold batches of ``topic`` (of one partition if given)."""
     prefix = f"ingest-by:{topic}/" + ("" if partition is None else f"{partition}/")
     escaped = prefix.replace("\\", "\\\\").replace("'", "\\'")
     command = f".show table ['{table}'] extents where tags contains '{escaped}'"
     with kusto_errors(f"listing extents of {database}.{table}"):
-        response = query.execute_mgmt(database, command)
+        response = query.execute_mgmt(database, command, properties)
     found = []
     for row in response.primary_results[0]:
         for tag in str(row["Tags"] or "").split("\r\n"):

@@ -14,27 +14,15 @@ which is tagged and exactly-once again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import AzureError
 from azure.kusto.data import ClientRequestProperties, KustoClient
 from azure.kusto.data.data_format import DataFormat
-from azure.kusto.data.exceptions import (
-    KustoApiError,
-    KustoBlobError,
-    KustoError,
-    KustoNetworkError,
-    KustoServiceError,
-    KustoThrottlingError,
-)
-from azure.kusto.data.response import KustoResponseDataSet
 from azure.kusto.ingest import (
     FileDescriptor,
     IngestionProperties,
@@ -43,15 +31,11 @@ from azure.kusto.ingest import (
     ReportLevel,
 )
 from azure.kusto.ingest.base_ingest_client import IngestionStatus
-from azure.kusto.ingest.exceptions import KustoQueueError
 
 from pipelines.batch import BatchFile
-from pipelines.errors import (
-    IngestionFailed,
-    KustoThrottled,
-    KustoUnavailable,
-    SinkError,
-)
+from pipelines.errors import IngestionFailed
+from pipelines.extents import BatchExtent, batch_extents
+from pipelines.kusto_errors import kusto_errors
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +44,9 @@ log = logging.getLogger(__name__)
 # needs a new one. A batch's identity lives in its tags; the source id only tells this
 # submission's status apart from an earlier one's.
 _NOT_FOUND = "BadRequest_EntityNotFound"
-_BATCH_TAG = re.compile(
-    r"^ingest-by:(?P<topic>[^/]+)/(?P<partition>\d+)/(?P<first>\d+)-(?P<last>\d+)"
-)
+# Failures are asked for from the oldest pending submission on, less this much: Kusto's
+# clock and ours may differ. A failure matches its batch by source id, never by time.
+_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -109,51 +93,6 @@ def resume_offset(spans: Iterable[tuple[int, int]], start: int) -> int:
     return position
 
 
-@contextlib.contextmanager
-def kusto_errors(what: str) -> Iterator[None]:
-    """Translate Kusto SDK and Azure errors into the sink's own, at one boundary."""
-    try:
-        yield
-    except SinkError:
-        raise
-    except KustoThrottlingError as e:
-        raise KustoThrottled(f"{what}: Kusto is throttling requests ({e})") from e
-    except KustoApiError as e:
-        api_error = e.get_api_error()
-        if api_error.permanent:
-            raise IngestionFailed(
-                f"{what}: {api_error.description}", permanent=True, error_code=api_error.code
-            ) from e
-        raise KustoUnavailable(f"{what}: {api_error.description}") from e
-    except (KustoNetworkError, KustoServiceError, AzureError, OSError) as e:
-        text, cause = _without_sas(e)
-        raise KustoUnavailable(f"{what}: {text}") from cause
-    except KustoBlobError as e:
-        # The SDK wraps every failed blob upload (storage unreachable, 5xx) into this.
-        text, cause = _without_sas(e.inner, e)
-        raise KustoUnavailable(f"{what}: uploading to Azure Storage failed: {text}") from cause
-    except KustoQueueError as e:
-        text, cause = _without_sas(e)
-        raise KustoUnavailable(f"{what}: queueing in Azure Storage failed: {text}") from cause
-    except KustoError as e:
-        text, cause = _without_sas(e)
-        raise IngestionFailed(f"{what}: {text}", permanent=True) from cause
-
-
-# A storage URL's query string is its SAS token: a credential.
-_URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
-
-
-def _without_sas(
-    error: BaseException, chained: BaseException | None = None
-) -> tuple[str, BaseException | None]:
-    """``error``'s text with URL query strings (SAS tokens) cut out, and the exception to
-    chain: none when something was cut, since a chained cause's text reaches logs too."""
-    text = str(error)
-    clean = _URL_QUERY.sub(r"\1?<redacted>", text)
-    return clean, (chained or error) if clean == text else None
-
-
 class KustoIngestor:
     """Submits batch files to Kusto and waits until Kusto holds them."""
 
@@ -185,12 +124,7 @@ class KustoIngestor:
         self, target: IngestTarget, topic: str, partition: int
     ) -> list[tuple[int, int]]:
         """Offset spans of this partition's batches that the target table already holds."""
-        spans = []
-        for tag in self._batch_tags(target, topic, partition):
-            match = _BATCH_TAG.match(tag)
-            if match:
-                spans.append((int(match["first"]), int(match["last"])))
-        return spans
+        return [(e.first_offset, e.last_offset) for e in self._extents(target, topic, partition)]
 
     def submit(self, batch: BatchFile, target: IngestTarget) -> Receipt:
         """Hand one batch file to Kusto (queued, or streaming when the mapping asks)."""
@@ -220,7 +154,12 @@ class KustoIngestor:
 
     def check(self, receipts: Sequence[Receipt]) -> list[tuple[Receipt, IngestionFailed]]:
         """Mark the receipts whose batch Kusto holds as confirmed; return the ones Kusto
-        reported failed since they were submitted, each with its failure."""
+        reported failed since they were submitted, each with its failure.
+
+        One extent listing per table and partition answers for all its pending batches;
+        failures are asked for only while some batch is unconfirmed, and only those of
+        the table since the oldest pending submission.
+        """
         groups: dict[tuple[IngestTarget, str, int], list[Receipt]] = {}
         for receipt in receipts:
             if not receipt.confirmed:
@@ -228,9 +167,9 @@ class KustoIngestor:
         failed: list[tuple[Receipt, IngestionFailed]] = []
         now = datetime.now(UTC)
         for (target, topic, partition), group in groups.items():
-            tags = set(self._batch_tags(target, topic, partition))
+            held = {e.batch_id for e in self._extents(target, topic, partition)}
             for receipt in group:
-                if f"ingest-by:{receipt.batch.batch_id}" in tags:
+                if receipt.batch.batch_id in held:
                     receipt.confirmed = True
                     receipt.confirm_seconds = (now - receipt.submitted_at).total_seconds()
             unconfirmed = [r for r in group if not r.confirmed]
@@ -242,13 +181,18 @@ class KustoIngestor:
         self, target: IngestTarget, receipts: list[Receipt]
     ) -> list[tuple[Receipt, IngestionFailed]]:
         by_source = {str(r.source_id): r for r in receipts}
+        since = min(r.submitted_at for r in receipts) - _CLOCK_SKEW
+        command = (
+            f".show ingestion failures | where FailedOn >= datetime({since:%Y-%m-%dT%H:%M:%S.%fZ})"
+            f" and Table == '{_kql_escape(target.table)}'"
+        )
         found: dict[str, tuple[Receipt, IngestionFailed]] = {}
-        with kusto_errors(f"reading ingestion failures of {target.database}"):
-            response = self._mgmt(target.database, ".show ingestion failures")
+        with kusto_errors(f"reading ingestion failures of {target.database}.{target.table}"):
+            response = self._query.execute_mgmt(target.database, command, self._request())
         for row in response.primary_results[0]:
             path = str(row["IngestionSourcePath"] or "")
             sid = next((sid for sid in by_source if sid in path), None)
-            if sid is None or _as_utc(row["FailedOn"]) < by_source[sid].submitted_at:
+            if sid is None:
                 continue
             receipt = by_source[sid]
             code = str(row["ErrorCode"] or "")
@@ -265,31 +209,29 @@ class KustoIngestor:
             )
         return list(found.values())
 
-    def _batch_tags(self, target: IngestTarget, topic: str, partition: int) -> list[str]:
-        prefix = f"ingest-by:{topic}/{partition}/"
-        command = (
-            f".show table ['{target.table}'] extents where tags contains '{_kql_escape(prefix)}'"
-        )
+    def _extents(self, target: IngestTarget, topic: str, partition: int) -> list[BatchExtent]:
         try:
-            with kusto_errors(f"listing extents of {target.database}.{target.table}"):
-                response = self._mgmt(target.database, command)
+            return batch_extents(
+                self._query,
+                target.database,
+                target.table,
+                topic,
+                partition,
+                properties=self._request(),
+            )
         except IngestionFailed as error:
             if error.error_code == _NOT_FOUND:
                 # A dropped table holds no batch; its ingestions fail and say why.
                 return []
             raise
-        tags: list[str] = []
-        for row in response.primary_results[0]:
-            tags.extend(t for t in str(row["Tags"] or "").split("\r\n") if t.startswith(prefix))
-        return tags
 
-    def _mgmt(self, database: str, command: str) -> KustoResponseDataSet:
+    def _request(self) -> ClientRequestProperties:
         properties = ClientRequestProperties()
         properties.set_option(
             ClientRequestProperties.request_timeout_option_name,
             timedelta(seconds=self.request_timeout_s),
         )
-        return self._query.execute_mgmt(database, command, properties)
+        return properties
 
     def _properties(self, batch: BatchFile, target: IngestTarget) -> IngestionProperties:
         tag = batch.batch_id
@@ -308,9 +250,3 @@ class KustoIngestor:
 
 def _kql_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _as_utc(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -13,6 +13,9 @@ Kusto answers a queued batch in one of three ways, and each gets its own treatme
 Nothing at all within the confirmation timeout is :class:`~pipelines.errors.NotConfirmed`:
 the batch may still land, so it must not be dead-lettered; the step fails and is retried,
 and a replay's ``ingestIfNotExists`` drops the batch if it landed meanwhile.
+
+Polls start short and back off to the ingestor's poll interval: a batch small enough to
+land in a fraction of a second is confirmed then, and a long wait costs few requests.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from pipelines.ingest import KustoIngestor, Receipt
 from pipelines.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+FIRST_POLL_S = 0.1
+POLL_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,14 @@ def settle(
     failing: dict[str, _Failing] = {}
     waiting: dict[str, Receipt] = {}
     refused: list[Refusal] = []
+    poll_s = FIRST_POLL_S
     while pending or waiting:
         now = time.monotonic()
         for batch_id, receipt in list(waiting.items()):
             if failing[batch_id].retry_at <= now:
                 del waiting[batch_id]
                 pending += retry.call(f"resubmitting batch {batch_id}", partial(resubmit, receipt))
+                poll_s = FIRST_POLL_S
         if pending:
             failed = retry.call(
                 f"checking {len(pending)} batch(es) in Kusto",
@@ -86,13 +94,20 @@ def settle(
                 elif split is not None and error.blames_records() and receipt.batch.records > 1:
                     log.warning("%s; splitting the batch to find the records at fault", error)
                     pending += split(receipt)
+                    poll_s = FIRST_POLL_S
                 else:
                     refused.append(Refusal(receipt, error))
             confirmed += [r for r in pending if r.confirmed]
             pending = [r for r in pending if not r.confirmed]
             _raise_if_late(pending, ingestor.confirm_timeout_s)
         if pending or waiting:
-            time.sleep(ingestor.poll_interval_s)
+            pause = poll_s = min(poll_s, ingestor.poll_interval_s)
+            poll_s *= POLL_GROWTH
+            if waiting and not pending:
+                # Only resubmissions ahead: sleep until the first one is due, no longer.
+                due = min(failing[batch_id].retry_at for batch_id in waiting)
+                pause = max(0.0, due - time.monotonic())
+            time.sleep(pause)
     return confirmed, refused
 
 

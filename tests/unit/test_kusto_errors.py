@@ -6,7 +6,7 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from pipelines.errors import KustoUnavailable
-from pipelines.ingest import kusto_errors
+from pipelines.kusto_errors import kusto_errors
 
 SAS_URL = "http://127.0.0.1:10000/devstoreaccount1/tmp/b.gz?sv=2021-08-06&sig=S3cr3tSig%3D"
 
