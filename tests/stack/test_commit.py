@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer
@@ -32,72 +35,98 @@ def test_transactional_id_names_sink_topic_and_partition() -> None:
     assert transactional_id("orders-sink", "orders", 2) == "kusto-sink-orders-sink-orders-2"
 
 
-@pytest.fixture
-def kafka(stack: StackConfig) -> dict[str, str]:
-    return {"bootstrap.servers": stack.bootstrap_servers}
+@dataclass
+class Sink:
+    """One sink's group on a fresh one-partition topic, and the committers it opened."""
+
+    kafka: dict[str, str]
+    group: str
+    topic: str
+    make_topic: Callable[..., str]
+    opened: list[OffsetCommitter] = field(default_factory=list)
+
+    def committer(self) -> OffsetCommitter:
+        """A new transactional committer of the group, as a run opens it (fencing older ones)."""
+        return self._open(f"kusto-sink-{self.group}")
+
+    def plain_committer(self) -> OffsetCommitter:
+        return self._open(None)
+
+    def _open(self, transactional_id: str | None) -> OffsetCommitter:
+        committer = OffsetCommitter(
+            self.kafka, group_id=self.group, transactional_id=transactional_id
+        )
+        self.opened.append(committer)
+        return committer
+
+    @cached_property
+    def dlq(self) -> str:
+        return self.make_topic(partitions=1)
+
+    def produce(self, count: int, **record: Any) -> None:
+        producer = Producer(self.kafka)
+        for _ in range(count):
+            producer.produce(self.topic, partition=0, **record)
+        assert producer.flush(30) == 0
+
+    def committed_by_plain_consumer(self) -> int:
+        consumer = Consumer({**self.kafka, "group.id": self.group})
+        try:
+            (tp,) = consumer.committed([KafkaTopicPartition(self.topic, 0)], timeout=10)
+            return tp.offset
+        finally:
+            consumer.close()
+
+    def bad_record(self) -> DeadLetter:
+        """A dead letter for a record written to the topic just now."""
+        self.produce(1, value=b"bad")
+        consumer = Consumer(consumer_config(self.kafka, "reader"))
+        try:
+            (low, high) = consumer.get_watermark_offsets(
+                KafkaTopicPartition(self.topic, 0), timeout=10
+            )
+            (batch,) = read_range(consumer, OffsetRange(self.topic, 0, high - 1, high))
+            return DeadLetter(batch[0], ValueError("not JSON"))
+        finally:
+            consumer.close()
+
+    def dead_letters(self) -> list[Message]:
+        consumer = Consumer(consumer_config(self.kafka, f"{self.group}-reader"))
+        try:
+            tp = KafkaTopicPartition(self.dlq, 0)
+            (low, high) = consumer.get_watermark_offsets(tp, timeout=10)
+            if high == low:
+                return []
+            return [
+                m
+                for batch in read_range(consumer, OffsetRange(self.dlq, 0, low, high))
+                for m in batch
+            ]
+        finally:
+            consumer.close()
 
 
 @pytest.fixture
-def committers(kafka: dict[str, str], unique_name: str) -> Iterator[Callable[..., OffsetCommitter]]:
-    made: list[OffsetCommitter] = []
-
-    def make(tid: str | None = f"kusto-sink-{unique_name}") -> OffsetCommitter:
-        made.append(OffsetCommitter(kafka, group_id=unique_name, transactional_id=tid))
-        return made[-1]
-
-    yield make
-    for committer in made:
+def sink(stack: StackConfig, make_topic: Callable[..., str], unique_name: str) -> Iterator[Sink]:
+    setup = Sink(
+        kafka={"bootstrap.servers": stack.bootstrap_servers},
+        group=unique_name,
+        topic=make_topic(partitions=1),
+        make_topic=make_topic,
+    )
+    yield setup
+    for committer in setup.opened:
         committer.close()
-
-
-def committed_by_plain_consumer(kafka: dict[str, str], group: str, topic: str) -> int:
-    consumer = Consumer({**kafka, "group.id": group})
-    try:
-        (tp,) = consumer.committed([KafkaTopicPartition(topic, 0)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
-
-
-def bad_record(kafka: dict[str, str], topic: str) -> DeadLetter:
-    """A dead letter for a record written to ``topic`` just now."""
-    producer = Producer(kafka)
-    producer.produce(topic, value=b"bad", partition=0)
-    producer.flush(30)
-    consumer = Consumer(consumer_config(kafka, "reader"))
-    try:
-        (low, high) = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
-        (batch,) = read_range(consumer, OffsetRange(topic, 0, high - 1, high))
-        return DeadLetter(batch[0], ValueError("not JSON"))
-    finally:
-        consumer.close()
-
-
-def read_all(kafka: dict[str, str], topic: str, group: str) -> list[Message]:
-    consumer = Consumer(consumer_config(kafka, f"{group}-reader"))
-    try:
-        (low, high) = consumer.get_watermark_offsets(KafkaTopicPartition(topic, 0), timeout=10)
-        if high == low:
-            return []
-        return [
-            m for batch in read_range(consumer, OffsetRange(topic, 0, low, high)) for m in batch
-        ]
-    finally:
-        consumer.close()
 
 
 @pytest.mark.stack
 def test_transaction_commits_offset_of_a_group_without_members_and_writes_dead_letters(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    unique_name: str,
-    committers: Callable[..., OffsetCommitter],
+    sink: Sink,
 ) -> None:
-    topic, dlq = make_topic(partitions=1), make_topic(partitions=1)
-    producer = Producer(kafka)
+    producer = Producer(sink.kafka)
     for i in range(10):
         producer.produce(
-            topic,
+            sink.topic,
             key=b"k%d" % i,
             value=b"\xff not json %d" % i,
             partition=0,
@@ -106,22 +135,22 @@ def test_transaction_commits_offset_of_a_group_without_members_and_writes_dead_l
         )
     producer.flush(30)
     # The sink's own reader is assigned, never subscribed: the group has no members.
-    reader = Consumer(consumer_config(kafka, unique_name))
-    records = [m for b in read_range(reader, OffsetRange(topic, 0, 0, 10)) for m in b]
+    reader = Consumer(consumer_config(sink.kafka, sink.group))
+    records = [m for b in read_range(reader, OffsetRange(sink.topic, 0, 0, 10)) for m in b]
     bad = [DeadLetter(records[3], ValueError("not JSON at byte 0"))]
 
-    committer = committers()
-    committer.commit(OffsetRange(topic, 0, 0, 10), [(dlq, d) for d in bad])
+    committer = sink.committer()
+    committer.commit(OffsetRange(sink.topic, 0, 0, 10), [(sink.dlq, d) for d in bad])
     reader.close()
 
-    assert committed_by_plain_consumer(kafka, unique_name, topic) == 10
-    assert committer.committed(topic, 0) == 10
-    (letter,) = read_all(kafka, dlq, unique_name)
+    assert sink.committed_by_plain_consumer() == 10
+    assert committer.committed(sink.topic, 0) == 10
+    (letter,) = sink.dead_letters()
     assert (letter.key(), letter.value()) == (b"k3", b"\xff not json 3")
     assert letter.timestamp()[1] == 1_700_000_000_003
     headers = letter.headers()
     assert headers[0] == ("trace", b"\x00\x01")  # the record's own headers come first, unchanged
-    assert dict(headers)[SOURCE_TOPIC_HEADER] == topic.encode()
+    assert dict(headers)[SOURCE_TOPIC_HEADER] == sink.topic.encode()
     assert dict(headers)[SOURCE_PARTITION_HEADER] == b"0"
     assert dict(headers)[SOURCE_OFFSET_HEADER] == b"3"
     assert dict(headers)[SOURCE_TIMESTAMP_HEADER] == b"1700000000003"
@@ -129,20 +158,15 @@ def test_transaction_commits_offset_of_a_group_without_members_and_writes_dead_l
 
 
 @pytest.mark.stack
-def test_commit_never_overwrites_an_offset_that_moved(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    unique_name: str,
-    committers: Callable[..., OffsetCommitter],
-) -> None:
-    topic, dlq = make_topic(partitions=1), make_topic(partitions=1)
-    committer = committers()
+def test_commit_never_overwrites_an_offset_that_moved(sink: Sink) -> None:
+    topic = sink.topic
+    committer = sink.committer()
     committer.commit(OffsetRange(topic, 0, 0, 100))
 
     with pytest.raises(CommitConflict) as conflict:
-        committer.commit(OffsetRange(topic, 0, 0, 100), [(dlq, bad_record(kafka, topic))])
+        committer.commit(OffsetRange(topic, 0, 0, 100), [(sink.dlq, sink.bad_record())])
     message = str(conflict.value)
-    assert f"group={unique_name} found committed offset 100, not the range start" in message
+    assert f"group={sink.group} found committed offset 100, not the range start" in message
     assert "committed before" in message
     assert f"topic={topic} partition=0 offsets=[0,100) committed=100" in message
     with pytest.raises(CommitConflict, match="another run moved it past the range start"):
@@ -152,28 +176,21 @@ def test_commit_never_overwrites_an_offset_that_moved(
 
     committer.commit(OffsetRange(topic, 0, 100, 200))
     assert committer.committed(topic, 0) == 200
-    assert read_all(kafka, dlq, unique_name) == []  # a refused commit writes no dead letters
+    assert sink.dead_letters() == []  # a refused commit writes no dead letters
 
 
 @pytest.mark.stack
-def test_a_first_commit_may_start_only_where_the_readable_records_start(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    committers: Callable[..., OffsetCommitter],
-) -> None:
-    topic = make_topic(partitions=1)
-    producer = Producer(kafka)
-    for _ in range(30):
-        producer.produce(topic, value=b"v", partition=0)
-    producer.flush(30)
-    committer = committers()
+def test_a_first_commit_may_start_only_where_the_readable_records_start(sink: Sink) -> None:
+    topic = sink.topic
+    sink.produce(30, value=b"v")
+    committer = sink.committer()
     # Nothing committed: a range after the low watermark would skip records 0-9.
     with pytest.raises(CommitConflict, match="found committed offset none.*would skip"):
         committer.commit(OffsetRange(topic, 0, 10, 20))
     committer.commit(OffsetRange(topic, 0, 0, 10))
 
     # Retention deletes 10-19 before the sink reads them: the plan starts at 20.
-    admin = AdminClient(kafka)
+    admin = AdminClient(sink.kafka)
     for future in admin.delete_records([KafkaTopicPartition(topic, 0, 20)]).values():
         future.result()
     committer.commit(OffsetRange(topic, 0, 20, 30))
@@ -182,55 +199,43 @@ def test_a_first_commit_may_start_only_where_the_readable_records_start(
 
 @pytest.mark.stack
 def test_a_dead_letter_that_cannot_be_written_aborts_the_commit_and_names_its_topic(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    committers: Callable[..., OffsetCommitter],
+    sink: Sink,
 ) -> None:
-    topic = make_topic(partitions=1)
-    letter = bad_record(kafka, topic)
-    committer = committers()
+    letter = sink.bad_record()
+    committer = sink.committer()
     invalid = "x" * 300  # longer than Kafka allows a topic name
 
     with pytest.raises(SinkError, match=f"writing 1 dead letter.s. to topic {invalid} failed"):
-        committer.commit(OffsetRange(topic, 0, 0, 1), [(invalid, letter)])
-    assert committer.committed(topic, 0) is None
+        committer.commit(OffsetRange(sink.topic, 0, 0, 1), [(invalid, letter)])
+    assert committer.committed(sink.topic, 0) is None
 
-    committer.commit(OffsetRange(topic, 0, 0, 1))  # the aborted transaction left no trace
-    assert committer.committed(topic, 0) == 1
+    committer.commit(OffsetRange(sink.topic, 0, 0, 1))  # the aborted transaction left no trace
+    assert committer.committed(sink.topic, 0) == 1
 
 
 @pytest.mark.stack
-def test_a_newer_committer_with_the_same_transactional_id_fences_the_older(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    unique_name: str,
-    committers: Callable[..., OffsetCommitter],
-) -> None:
-    topic, dlq = make_topic(partitions=1), make_topic(partitions=1)
-    letter = bad_record(kafka, topic)
-    zombie = committers()
-    committers()  # a new run of the same sink and partition starts
+def test_a_newer_committer_with_the_same_transactional_id_fences_the_older(sink: Sink) -> None:
+    letter = sink.bad_record()
+    zombie = sink.committer()
+    sink.committer()  # a new run of the same sink and partition starts
 
     with pytest.raises(SinkFenced, match="another sink instance") as fenced:
-        zombie.commit(OffsetRange(topic, 0, 0, 1), [(dlq, letter)])
+        zombie.commit(OffsetRange(sink.topic, 0, 0, 1), [(sink.dlq, letter)])
     assert not fenced.value.transient
-    assert committed_by_plain_consumer(kafka, unique_name, topic) < 0  # nothing committed
-    assert read_all(kafka, dlq, unique_name) == []
+    assert sink.committed_by_plain_consumer() < 0  # nothing committed
+    assert sink.dead_letters() == []
 
 
 @pytest.mark.stack
-def test_two_sinks_racing_on_one_range_cannot_both_commit(
-    make_topic: Callable[..., str], committers: Callable[..., OffsetCommitter]
-) -> None:
-    topic = make_topic(partitions=1)
+def test_two_sinks_racing_on_one_range_cannot_both_commit(sink: Sink) -> None:
     for start in (0, 50, 100):
-        rng = OffsetRange(topic, 0, start, start + 50)
+        rng = OffsetRange(sink.topic, 0, start, start + 50)
         outcomes: list[str] = []
 
         def run(rng: OffsetRange = rng, outcomes: list[str] = outcomes) -> None:
             # Each sink instance starts (fencing older ones) and commits, as a run does.
             try:
-                committers().commit(rng)
+                sink.committer().commit(rng)
                 outcomes.append("committed")
             except SinkError as exc:
                 outcomes.append(type(exc).__name__)
@@ -242,56 +247,42 @@ def test_two_sinks_racing_on_one_range_cannot_both_commit(
             thread.join(60)
 
         assert sorted(outcomes) in (["CommitConflict", "committed"], ["SinkFenced", "committed"])
-        assert committers(None).committed(topic, 0) == rng.end
+        assert sink.plain_committer().committed(sink.topic, 0) == rng.end
 
 
 @pytest.mark.stack
-def test_plain_commit_is_a_compare_and_set_too(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    unique_name: str,
-    committers: Callable[..., OffsetCommitter],
-) -> None:
-    topic = make_topic(partitions=1)
-    committer = committers(tid=None)
+def test_plain_commit_is_a_compare_and_set_too(sink: Sink) -> None:
+    topic = sink.topic
+    committer = sink.plain_committer()
     committer.commit_plain(OffsetRange(topic, 0, 0, 10))
     committer.commit_plain(OffsetRange(topic, 0, 10, 20))
     with pytest.raises(CommitConflict, match="found committed offset 20"):
         committer.commit_plain(OffsetRange(topic, 0, 10, 20))
-    assert committed_by_plain_consumer(kafka, unique_name, topic) == 20
+    assert sink.committed_by_plain_consumer() == 20
     with pytest.raises(TypeError, match="needs a transactional_id"):
         committer.commit(OffsetRange(topic, 0, 20, 30))
 
 
 @pytest.mark.stack
-def test_plain_commit_names_a_consumer_that_joined_the_sinks_group(
-    kafka: dict[str, str],
-    make_topic: Callable[..., str],
-    unique_name: str,
-    committers: Callable[..., OffsetCommitter],
-) -> None:
-    topic = make_topic(partitions=1)
-    member = Consumer({**kafka, "group.id": unique_name, "enable.auto.commit": False})
-    member.subscribe([topic])
+def test_plain_commit_names_a_consumer_that_joined_the_sinks_group(sink: Sink) -> None:
+    member = Consumer({**sink.kafka, "group.id": sink.group, "enable.auto.commit": False})
+    member.subscribe([sink.topic])
     try:
         deadline = time.monotonic() + 30
         while not member.assignment() and time.monotonic() < deadline:
             member.poll(0.2)
-        with pytest.raises(TerminalError, match=f"group={unique_name} has active members"):
-            committers(tid=None).commit_plain(OffsetRange(topic, 0, 0, 1))
+        with pytest.raises(TerminalError, match=f"group={sink.group} has active members"):
+            sink.plain_committer().commit_plain(OffsetRange(sink.topic, 0, 0, 1))
     finally:
         member.close()
 
 
 @pytest.mark.stack
-def test_start_at_anchors_only_a_group_with_nothing_committed(
-    make_topic: Callable[..., str], committers: Callable[..., OffsetCommitter]
-) -> None:
-    topic = make_topic(partitions=1)
-    committer = committers(tid=None)
-    assert committer.start_at(topic, 0, 500) is True
-    assert committer.start_at(topic, 0, 900) is False
-    assert committer.committed(topic, 0) == 500
+def test_start_at_anchors_only_a_group_with_nothing_committed(sink: Sink) -> None:
+    committer = sink.plain_committer()
+    assert committer.start_at(sink.topic, 0, 500) is True
+    assert committer.start_at(sink.topic, 0, 900) is False
+    assert committer.committed(sink.topic, 0) == 500
 
 
 def test_an_unreachable_broker_is_a_transient_error_naming_the_transactional_id() -> None:
