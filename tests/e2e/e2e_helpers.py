@@ -26,6 +26,17 @@ def create_event_table(kusto: KustoClient, db: str, table: str) -> None:
     )
 
 
+def events_mapping(topic: str, db: str, table: str = "Events") -> dict[str, object]:
+    """The settings mapping of ``topic`` into a table made by :func:`create_event_table`."""
+    return {
+        "topic": topic,
+        "db": db,
+        "table": table,
+        "format": "multijson",
+        "mapping": "events_json",
+    }
+
+
 def event(i: int) -> bytes:
     return json.dumps(
         {

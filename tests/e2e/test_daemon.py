@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from e2e_helpers import create_event_table, event
+from e2e_helpers import create_event_table, event, events_mapping
 
 from pipelines.config import load_settings
 from pipelines.jobs import SINK_TAG
@@ -73,15 +73,7 @@ def test_sensor_runs_and_a_run_retry_deliver_everything_once(
     produce(topic, [event(i) for i in range(400)], partitions=2)
     path = write_settings(
         topic,
-        [
-            {
-                "topic": topic,
-                "db": kusto_db,
-                "table": "Events",
-                "format": "multijson",
-                "mapping": "events_json",
-            }
-        ],
+        [events_mapping(topic, kusto_db)],
         value_converter={"kind": "json"},
         flush_interval_ms=1000,
         # Two step retries a few hundred ms apart: the injected failures outlast them.

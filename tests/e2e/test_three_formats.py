@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from e2e_helpers import create_event_table, event, id_checksum
+from e2e_helpers import create_event_table, event, events_mapping, id_checksum
 
 from pipelines.config import load_settings
 from pipelines.runtime import SinkRuntime
@@ -75,14 +75,7 @@ def test_json_csv_and_avro_topics_land_exactly_once(
     path = write_settings(
         json_topic,
         [
-            {
-                "topic": json_topic,
-                "db": kusto_db,
-                "table": "Events",
-                "format": "multijson",
-                "mapping": "events_json",
-                "value_converter": {"kind": "json"},
-            },
+            {**events_mapping(json_topic, kusto_db), "value_converter": {"kind": "json"}},
             {"topic": csv_topic, "db": kusto_db, "table": "Lines", "format": "csv"},
             {
                 "topic": avro_topic,
@@ -113,19 +106,13 @@ def test_several_topics_into_one_table_and_one_topic_into_several(
         create_event_table(kusto, kusto_db, table)
     produce(first, [event(i) for i in range(300)], partitions=2)
     produce(second, [event(i) for i in range(300, 500)], partitions=2)
-
-    def to(topic: str, table: str) -> dict[str, object]:
-        return {
-            "topic": topic,
-            "db": kusto_db,
-            "table": table,
-            "format": "multijson",
-            "mapping": "events_json",
-        }
-
     path = write_settings(
         first,
-        [to(first, "All"), to(second, "All"), to(first, "Copy")],
+        [
+            events_mapping(first, kusto_db, "All"),
+            events_mapping(second, kusto_db, "All"),
+            events_mapping(first, kusto_db, "Copy"),
+        ],
         value_converter={"kind": "json"},
         flush_size_bytes=5_000,
     )
