@@ -10,14 +10,17 @@ range cannot both commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipelines.errors import CommitConflict, TerminalError
+from pipelines.errors import CommitConflict, SinkError, TerminalError
 from pipelines.plan import OffsetRange
 from pipelines.read import kafka_error
 from pipelines.records import DeadLetter
@@ -70,8 +73,14 @@ def dead_letter_headers(dead_letter: DeadLetter) -> list[tuple[str, str | bytes 
 class OffsetCommitter:
     """Commits ranges of one topic-partition for the sink's consumer group.
 
-    With a ``transactional_id``, construction fences every older producer with that id
-    (``init_transactions``); without, only :meth:`commit_plain` (at-least-once) works.
+    With a ``transactional_id``, construction starts fencing every older producer with that
+    id (``init_transactions``) on a thread of its own, so a delivery reads while the broker
+    answers; :meth:`fence` waits for it, and :meth:`commit` does before its first
+    transaction. A runtime keeps one committer per partition for all its deliveries, so a
+    process initialises each transactional id once; a later instance's fence makes this
+    one's next commit fail with :class:`SinkFenced`, and the delivery after that (see
+    :meth:`prepare`) fences in turn. Without a ``transactional_id`` only :meth:`start_at`
+    works.
     The consumer never subscribes: it reads committed offsets and lends its group metadata
     to the transaction.
     """
@@ -84,20 +93,13 @@ class OffsetCommitter:
         transactional_id: str | None,
         timeout_s: float = 30.0,
     ) -> None:
+        self._kafka_config = kafka_config
         self._group_id = group_id
         self._timeout_s = timeout_s
         self._transactional_id = transactional_id
         self._producer: Producer | None = None
-        if transactional_id is not None:
-            # First, so that a broker out of reach leaves no consumer behind.
-            producer = Producer({**kafka_config, "transactional.id": transactional_id})
-            self._call(
-                f"initialising transactional.id={transactional_id}",
-                None,
-                None,
-                lambda: producer.init_transactions(timeout_s),
-            )
-            self._producer = producer
+        self._initialising: Future[Producer] | None = None
+        self.prepare()
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -108,6 +110,40 @@ class OffsetCommitter:
                 "isolation.level": "read_committed",
             }
         )
+
+    def prepare(self) -> None:
+        """A delivery begins: start fencing older instances unless this committer's producer
+        holds the transactional id already (it lost it only after a fatal error)."""
+        idle = self._producer is None and self._initialising is None
+        if self._transactional_id is not None and idle:
+            self._initialising = _in_background(self._initialised_producer)
+
+    def fence(self) -> Producer:
+        """The transactional producer, once it holds the id and older instances are fenced.
+
+        Raises the initialisation's error (transient when the broker is out of reach);
+        the next call tries again.
+        """
+        if self._transactional_id is None:
+            raise TypeError("committing needs a transactional_id")
+        if self._producer is None:
+            initialising, self._initialising = self._initialising, None
+            if initialising is not None:
+                self._producer = initialising.result()
+            else:
+                self._producer = self._initialised_producer()
+        return self._producer
+
+    def _initialised_producer(self) -> Producer:
+        tid = self._transactional_id
+        producer = Producer({**self._kafka_config, "transactional.id": tid})
+        self._call(
+            f"initialising transactional.id={tid}",
+            None,
+            None,
+            lambda: producer.init_transactions(self._timeout_s),
+        )
+        return producer
 
     def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of a partition, ``None`` when nothing is committed."""
@@ -135,9 +171,7 @@ class OffsetCommitter:
         Raises :class:`CommitConflict` otherwise, :class:`SinkFenced` if a newer instance
         took over, :class:`KafkaUnavailable` (after aborting) when a retry can help.
         """
-        producer = self._producer
-        if producer is None:
-            raise TypeError("commit() needs a transactional_id; use commit_plain() without")
+        producer = self.fence()
         self._check(rng)
         metadata = self._consumer.consumer_group_metadata()
 
@@ -159,7 +193,10 @@ class OffsetCommitter:
                 )
                 producer.commit_transaction(self._timeout_s)
             except KafkaException as exc:
-                if not exc.args[0].fatal():
+                if exc.args[0].fatal():
+                    # Fenced, or broken for good: the next delivery starts a new producer.
+                    self._drop_producer()
+                else:
                     self._abort(rng)
                 if undelivered:
                     # librdkafka only says "message(s) failed delivery"; name topic and cause.
@@ -175,15 +212,6 @@ class OffsetCommitter:
             "committed %s for group=%s with %d dead letters", rng, self._group_id, len(dead_letters)
         )
 
-    def commit_plain(self, rng: OffsetRange) -> None:
-        """At-least-once: commit ``rng.end`` without a transaction, after the same check.
-
-        The check and the commit are two requests, so two runs of one range can both pass
-        the check; at-least-once accepts that, exactly-once mode uses :meth:`commit`.
-        """
-        self._check(rng)
-        self._commit_offset(rng.topic, rng.partition, rng.end)
-
     def start_at(self, topic: str, partition: int, offset: int) -> bool:
         """Commit ``offset`` as where the sink starts, if the group has nothing committed.
 
@@ -198,6 +226,13 @@ class OffsetCommitter:
 
     def close(self) -> None:
         self._consumer.close()
+        initialising, self._initialising = self._initialising, None
+        if initialising is not None:
+            with contextlib.suppress(SinkError):
+                self._producer = initialising.result()
+        self._drop_producer()
+
+    def _drop_producer(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:
@@ -325,3 +360,18 @@ class OffsetCommitter:
             # The producer is beyond repair; a new committer's init_transactions aborts
             # whatever this one left open.
             log.warning("aborting the transaction of %s failed: %s", rng, exc.args[0].str())
+
+
+def _in_background(call: Callable[[], T]) -> Future[T]:
+    """``call()`` on a daemon thread of its own: a broker that does not answer must not
+    keep the process from exiting."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits for it
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="kafka-transactions-init", daemon=True).start()
+    return future

@@ -28,7 +28,9 @@ import signal
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -51,6 +53,9 @@ OnError = Literal["fail", "log", "ignore"]
 # Test-only: the fault tests (tests/faults) set this to a crash point's name to make the
 # process SIGKILL itself there, the way a lost machine would stop it. Unset in production.
 CRASH_AT_ENV = "KUSTO_SINK_TEST_CRASH_AT"
+
+# Completed batches waiting for the upload thread while reading goes on (see _Uploads).
+UPLOADS_AHEAD = 2
 
 
 class Decoder(Protocol):
@@ -214,10 +219,13 @@ class _Delivery:
         self.refused: list[Refusal] = []  # batches streaming ingestion refused at once
 
     def run(self) -> None:
-        rng, receipts = self.rng, []
+        rng = self.rng
         with contextlib.ExitStack() as writing:
-            # On a failure, each writer drops its open file and stops its worker thread.
+            # On a failure, each writer drops its open file and stops its worker thread,
+            # and uploads not started yet are dropped.
             self.writing = writing
+            self.uploads = _Uploads(self._submit)
+            writing.callback(self.uploads.stop)
             self.writers = {
                 route: self._writer(route, self.held[route].resume) for route in self.routes
             }
@@ -232,10 +240,11 @@ class _Delivery:
                     for chunk in chunks:
                         chunk = self.held[route].pending(chunk)
                         if chunk.offsets:
-                            receipts += self._add(route, chunk)
+                            self._add(route, chunk)
             for route in self.routes:
-                receipts += self._cut_at_held_spans(route, before=rng.end)
-                receipts += self._submit(route, self.writers[route].finish(rng.end))
+                self._cut_at_held_spans(route, before=rng.end)
+                self.uploads.add(route, self.writers[route].finish(rng.end))
+            receipts = self.uploads.wait()
         can_split = self.options.on_error != "fail" and self.options.misc_dead_letters
         confirmed, refused = settle(
             receipts,
@@ -260,35 +269,32 @@ class _Delivery:
             )
         )
 
-    def _add(self, route: Route, chunk: Chunk) -> list[Receipt]:
+    def _add(self, route: Route, chunk: Chunk) -> None:
         """Write a chunk, cutting batches where the table holds a span already.
 
         A replay must cut the batches of an earlier attempt exactly as it did: a batch that
         attempt submitted but Kusto had not confirmed yet ends where the next held span
         begins, so it gets the same id again and ingestIfNotExists drops a late twin.
         """
-        receipts, offsets = [], chunk.offsets
+        offsets, writers = chunk.offsets, self.writers
         start = 0
         while self.ahead[route] and offsets[-1] > self.ahead[route][0][1]:
             first, _ = self.ahead[route][0]
             cut = bisect.bisect_left(offsets, first, lo=start)
             if cut > start:
-                receipts += self._submit(route, self.writers[route].add(_part(chunk, start, cut)))
-            receipts += self._cut_at_held_spans(route, before=offsets[cut])
+                self.uploads.add(route, writers[route].add(_part(chunk, start, cut)))
+            self._cut_at_held_spans(route, before=offsets[cut])
             start = cut
         if start < len(offsets):
-            receipts += self._submit(route, self.writers[route].add(_part(chunk, start, None)))
-        return receipts
+            self.uploads.add(route, writers[route].add(_part(chunk, start, None)))
 
-    def _cut_at_held_spans(self, route: Route, *, before: int) -> list[Receipt]:
+    def _cut_at_held_spans(self, route: Route, *, before: int) -> None:
         """Close the batch before each held span that ends before ``before``; the next
         writer starts after the span."""
-        receipts = []
         while self.ahead[route] and self.ahead[route][0][1] < before:
             first, last = self.ahead[route].pop(0)
-            receipts += self._submit(route, self.writers[route].finish(first))
+            self.uploads.add(route, self.writers[route].finish(first))
             self.writers[route] = self._writer(route, last + 1)
-        return receipts
 
     def letters(self) -> list[tuple[DeadLetterTopic | None, list[DeadLetter]]]:
         return [
@@ -426,6 +432,38 @@ class _Delivery:
                         )
                 halves += writer.finish(last + 1)
         return self._submit(route, halves)
+
+
+class _Uploads:
+    """Batches handed to Kusto on a thread of their own while the next ones are read.
+
+    An upload is mostly waiting on the network, and the reading thread has records to
+    consume and check meanwhile. At most :data:`UPLOADS_AHEAD` batches wait for the
+    thread; adding another waits for the oldest, so finished files never pile up on disk
+    or in memory. Receipts come back in the order the batches were completed.
+    """
+
+    def __init__(self, submit: Callable[[Route, list[BatchFile]], list[Receipt]]) -> None:
+        self._submit = submit
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="kusto-upload")
+        self._pending: deque[Future[list[Receipt]]] = deque()
+        self._receipts: list[Receipt] = []
+
+    def add(self, route: Route, batches: list[BatchFile]) -> None:
+        for batch in batches:
+            self._pending.append(self._thread.submit(self._submit, route, [batch]))
+            while len(self._pending) > UPLOADS_AHEAD:
+                # Also where a failed upload surfaces, ending the reading.
+                self._receipts += self._pending.popleft().result()
+
+    def wait(self) -> list[Receipt]:
+        """Every receipt, once all uploads are done; raises the first upload's error."""
+        while self._pending:
+            self._receipts += self._pending.popleft().result()
+        return self._receipts
+
+    def stop(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 def _commit(

@@ -44,6 +44,7 @@ class SinkRuntime:
     settings: SinkSettings
     _closing: ExitStack = field(default_factory=ExitStack, repr=False)
     _registries: dict[str, SchemaRegistryClient] = field(default_factory=dict, repr=False)
+    _committers: dict[tuple[str, int], OffsetCommitter] = field(default_factory=dict, repr=False)
     _checked: bool = field(default=False, repr=False)
 
     # --- Kafka ---------------------------------------------------------------------------
@@ -100,12 +101,18 @@ class SinkRuntime:
         return consumer
 
     def committer(self, topic: str, partition: int) -> OffsetCommitter:
-        committer = OffsetCommitter(
-            kafka_client_config(self.settings.kafka),
-            group_id=self.settings.group_id,
-            transactional_id=transactional_id(self.settings.name, topic, partition),
-        )
-        self._closing.callback(committer.close)
+        """The partition's committer, one per runtime: its transactional id is initialised
+        once, in the background while the first delivery reads."""
+        committer = self._committers.get((topic, partition))
+        if committer is None:
+            committer = OffsetCommitter(
+                kafka_client_config(self.settings.kafka),
+                group_id=self.settings.group_id,
+                transactional_id=transactional_id(self.settings.name, topic, partition),
+            )
+            self._closing.callback(committer.close)
+            self._committers[(topic, partition)] = committer
+        committer.prepare()
         return committer
 
     # --- Kusto ---------------------------------------------------------------------------

@@ -46,8 +46,11 @@ class Sink:
     opened: list[OffsetCommitter] = field(default_factory=list)
 
     def committer(self) -> OffsetCommitter:
-        """A new transactional committer of the group, as a run opens it (fencing older ones)."""
-        return self._open(f"kusto-sink-{self.group}")
+        """A new transactional committer of the group, as a run opens it, once it has fenced
+        older ones."""
+        committer = self._open(f"kusto-sink-{self.group}")
+        committer.fence()
+        return committer
 
     def plain_committer(self) -> OffsetCommitter:
         return self._open(None)
@@ -227,6 +230,24 @@ def test_a_newer_committer_with_the_same_transactional_id_fences_the_older(sink:
 
 
 @pytest.mark.stack
+def test_a_fenced_committer_fences_in_turn_when_its_next_delivery_begins(sink: Sink) -> None:
+    first = sink.committer()
+    first.commit(OffsetRange(sink.topic, 0, 0, 10))
+    second = sink.committer()  # another process took the partition over, committed once
+    second.commit(OffsetRange(sink.topic, 0, 10, 20))
+
+    with pytest.raises(SinkFenced):
+        first.commit(OffsetRange(sink.topic, 0, 20, 30))
+    first.prepare()  # its next delivery begins
+    first.fence()
+    first.commit(OffsetRange(sink.topic, 0, 20, 30))
+
+    with pytest.raises(SinkFenced):
+        second.commit(OffsetRange(sink.topic, 0, 30, 40))
+    assert sink.committed_by_plain_consumer() == 30
+
+
+@pytest.mark.stack
 def test_two_sinks_racing_on_one_range_cannot_both_commit(sink: Sink) -> None:
     for start in (0, 50, 100):
         rng = OffsetRange(sink.topic, 0, start, start + 50)
@@ -251,20 +272,7 @@ def test_two_sinks_racing_on_one_range_cannot_both_commit(sink: Sink) -> None:
 
 
 @pytest.mark.stack
-def test_plain_commit_is_a_compare_and_set_too(sink: Sink) -> None:
-    topic = sink.topic
-    committer = sink.plain_committer()
-    committer.commit_plain(OffsetRange(topic, 0, 0, 10))
-    committer.commit_plain(OffsetRange(topic, 0, 10, 20))
-    with pytest.raises(CommitConflict, match="found committed offset 20"):
-        committer.commit_plain(OffsetRange(topic, 0, 10, 20))
-    assert sink.committed_by_plain_consumer() == 20
-    with pytest.raises(TypeError, match="needs a transactional_id"):
-        committer.commit(OffsetRange(topic, 0, 20, 30))
-
-
-@pytest.mark.stack
-def test_plain_commit_names_a_consumer_that_joined_the_sinks_group(sink: Sink) -> None:
+def test_anchoring_names_a_consumer_that_joined_the_sinks_group(sink: Sink) -> None:
     member = Consumer({**sink.kafka, "group.id": sink.group, "enable.auto.commit": False})
     member.subscribe([sink.topic])
     try:
@@ -272,7 +280,7 @@ def test_plain_commit_names_a_consumer_that_joined_the_sinks_group(sink: Sink) -
         while not member.assignment() and time.monotonic() < deadline:
             member.poll(0.2)
         with pytest.raises(TerminalError, match=f"group={sink.group} has active members"):
-            sink.plain_committer().commit_plain(OffsetRange(sink.topic, 0, 0, 1))
+            sink.plain_committer().start_at(sink.topic, 0, 1)
     finally:
         member.close()
 
@@ -288,6 +296,14 @@ def test_start_at_anchors_only_a_group_with_nothing_committed(sink: Sink) -> Non
 def test_an_unreachable_broker_is_a_transient_error_naming_the_transactional_id() -> None:
     # Nothing listens on port 1: the same as a broker gone for good.
     kafka = {"bootstrap.servers": "127.0.0.1:1", "log_level": "0"}
-    with pytest.raises(SinkError, match="initialising transactional.id=kusto-sink-s-t-0") as err:
-        OffsetCommitter(kafka, group_id="g", transactional_id="kusto-sink-s-t-0", timeout_s=1.5)
-    assert err.value.transient
+    committer = OffsetCommitter(
+        kafka, group_id="g", transactional_id="kusto-sink-s-t-0", timeout_s=1.5
+    )
+    try:
+        with pytest.raises(
+            SinkError, match="initialising transactional.id=kusto-sink-s-t-0"
+        ) as err:
+            committer.commit(OffsetRange("t", 0, 0, 1))
+        assert err.value.transient
+    finally:
+        committer.close()
