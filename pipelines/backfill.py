@@ -8,14 +8,35 @@ table, the backfill asks that table which batches of the partition it holds and 
 only the gaps between them, each gap cut into batches from its own start. Batches the live
 sink cut elsewhere (another flush size, another range start) are therefore never loaded
 twice, and a gap left by a dropped extent is filled with the batch ids the live sink would
-have used for it, when the flush size is the same. ``replace`` first drops every batch that
-overlaps the range, widening the range to those batches' bounds so no offset is lost, and
-then loads it all again ("fix the mapping and reload").
+have used for it, when the flush size is the same.
+
+``replace`` ("fix the mapping and reload") swaps the batches overlapping the range for new
+ones, and no interruption at any point may lose a record. Dropping the old batches first
+loses one: the range grows to the old batches' bounds, and once they are gone nothing
+remembers how far, so a re-plan reloads only the range asked for. Instead:
+
+1. plan: the range grows to the bounds of every batch overlapping it, old or *retired*
+   (below), until no batch overlaps it in part; nothing changes yet;
+2. retire: the overlapping batches lose their ``ingest-by`` tag and keep ``drop-by``. Their
+   rows stay, but Kusto no longer counts them as held, so ``ingestIfNotExists`` lets the
+   same batch ids load again. A retired extent (``drop-by:<id>`` without ``ingest-by:<id>``)
+   is the durable record, in Kusto itself, of offsets still to reload;
+3. reload: each chunk loads what no held batch covers, as any backfill does;
+4. drop: after its batches are confirmed, each chunk drops the retired extents that held
+   batches now cover whole (a retired batch across two chunks goes with the later one).
+
+Interrupted anywhere, the table holds every record, some twice between 3 and 4; running the
+same replace again widens over the retired extents, reloads and drops them. Any backfill of
+the partition into that table (step 4 is part of every chunk) also clears retired extents
+its batches cover. On a real cluster, ``.replace extents`` from a staging table would swap
+the batches atomically, without the duplicate window; the local emulator has no such command.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,10 +46,10 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipelines.config import DeadLetterSettings
 from pipelines.dead_letter import DeadLetterTopic
-from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
+from pipelines.deliver import CRASH_AT_ENV, DeliveryOptions, DeliveryReport, Route, deliver_range
 from pipelines.errors import ConfigError
-from pipelines.extents import batch_extents, drop_extents
-from pipelines.ingest import IngestTarget
+from pipelines.extents import BatchExtent, batch_extents, drop_extents
+from pipelines.ingest import IngestTarget, kusto_errors
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.read import kafka_error, partition_states, read_range
 from pipelines.records import DeadLetter
@@ -77,10 +98,10 @@ class BackfillRequest:
 
 @dataclass
 class BackfillPlan:
-    """The chunks to deliver, and what ``replace`` dropped before them."""
+    """The chunks to deliver, and the batches ``replace`` retired for them to replace."""
 
     ranges: list[OffsetRange]
-    dropped_batches: list[str] = field(default_factory=list)
+    replaced_batches: list[str] = field(default_factory=list)
 
     @property
     def offsets(self) -> int:
@@ -145,9 +166,15 @@ def plan_backfill(runtime: SinkRuntime, request: BackfillRequest) -> BackfillPla
     ]
     plan = BackfillPlan([])
     if request.replace:
+        if runtime.settings.delivery != "exactly_once":
+            raise ConfigError(
+                f"replace needs delivery exactly_once: sink {runtime.settings.name} tags no "
+                "batch, so Kusto cannot tell which extents hold the range",
+                setting="delivery",
+            )
         for route in routes_for(runtime, request.topic, request.table):
-            ranges, dropped = _drop_overlapping(runtime, route.target, ranges)
-            plan.dropped_batches += dropped
+            ranges, retired = _retire_overlapping(runtime, route.target, ranges)
+            plan.replaced_batches += retired
     plan.ranges = split(ranges, runtime.settings.max_range_records)
     return plan
 
@@ -180,6 +207,22 @@ def missing_spans(held: Iterable[tuple[int, int]], start: int, end: int) -> list
     if position < end:
         gaps.append((position, end))
     return gaps
+
+
+def widen(spans: Iterable[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` grown until no span (inclusive ``(first, last)``) overlaps it in part.
+
+    Pure. Spans cut differently may overlap each other, so one pass is not enough:
+    ``[(0, 99), (90, 199)]`` widen ``[95, 96)`` to ``[0, 200)``.
+    """
+    spans = sorted(spans)
+    grown = True
+    while grown:
+        grown = False
+        for first, last in spans:
+            if last >= start and first < end and (first < start or last >= end):
+                start, end, grown = min(start, first), max(end, last + 1), True
+    return start, end
 
 
 def backfill_range(
@@ -228,6 +271,8 @@ def backfill_range(
                     options=options,
                 )
             )
+        if settings.delivery == "exactly_once":
+            _drop_covered_retired(runtime, target, rng.topic, rng.partition)
     return reports
 
 
@@ -235,28 +280,105 @@ def _letters_to(settings: DeadLetterSettings | None) -> DeadLetterTopic | None:
     return DeadLetterTopic(settings.topic) if settings is not None else None
 
 
-def _drop_overlapping(
+def _retire_overlapping(
     runtime: SinkRuntime, target: IngestTarget, ranges: list[OffsetRange]
 ) -> tuple[list[OffsetRange], list[str]]:
-    """Drop the batches overlapping ``ranges`` from ``target``; the ranges widened to them."""
-    widened, dropped = [], []
+    """Retire the batches overlapping ``ranges`` in ``target``; the ranges widened to them
+    and to retired batches an interrupted replace left (see the module docstring)."""
+    widened, retired = [], []
     for rng in ranges:
-        extents = [
-            e
-            for e in batch_extents(
-                runtime.query_client, target.database, target.table, rng.topic, rng.partition
-            )
-            if e.last_offset >= rng.start and e.first_offset < rng.end
-        ]
-        start = min([rng.start, *(e.first_offset for e in extents)])
-        end = max([rng.end, *(e.last_offset + 1 for e in extents)])
-        drop_extents(runtime.query_client, target.database, target.table, extents)
-        dropped += sorted({e.batch_id for e in extents})
+        held = batch_extents(
+            runtime.query_client, target.database, target.table, rng.topic, rng.partition
+        )
+        left = _retired_extents(runtime, target, rng.topic, rng.partition)
+        spans = [(e.first_offset, e.last_offset) for e in [*held, *left]]
+        start, end = widen(spans, rng.start, rng.end)
         if (start, end) != (rng.start, rng.end):
             log.info("%s: replacing whole batches, so the range grows to %d-%d", rng, start, end)
+        overlapping = sorted(
+            {e.batch_id for e in held if e.last_offset >= start and e.first_offset < end}
+        )
+        _retire(runtime, target, overlapping)
+        retired += overlapping
         widened.append(OffsetRange(rng.topic, rng.partition, start, end))
-    log.info("dropped %d batch(es) from %s.%s", len(dropped), target.database, target.table)
-    return widened, dropped
+    log.info("retired %d batch(es) of %s.%s", len(retired), target.database, target.table)
+    return widened, retired
+
+
+def _retired_extents(
+    runtime: SinkRuntime, target: IngestTarget, topic: str, partition: int
+) -> list[BatchExtent]:
+    """Extents of the partition tagged ``drop-by:<id>`` but no longer ``ingest-by:<id>``."""
+    prefix = f"drop-by:{topic}/{partition}/"
+    escaped = prefix.replace("\\", "\\\\").replace("'", "\\'")
+    command = f".show table ['{target.table}'] extents where tags contains '{escaped}'"
+    with kusto_errors(f"listing extents of {target.database}.{target.table}"):
+        response = runtime.query_client.execute_mgmt(target.database, command)
+    found = []
+    for row in response.primary_results[0]:
+        tags = str(row["Tags"] or "").split("\r\n")
+        for tag in tags:
+            batch_id = tag.removeprefix("drop-by:")
+            if not tag.startswith(prefix) or f"ingest-by:{batch_id}" in tags:
+                continue
+            # `topic/partition/first-last`, maybe `@db.T` after it; topics hold no `/`.
+            first, _, last = batch_id.split("@")[0].rpartition("/")[2].partition("-")
+            found.append(
+                BatchExtent(
+                    extent_id=str(row["ExtentId"]),
+                    batch_id=batch_id,
+                    topic=topic,
+                    partition=partition,
+                    first_offset=int(first),
+                    last_offset=int(last),
+                    rows=int(row["RowCount"] or 0),
+                )
+            )
+    return found
+
+
+def _retire(runtime: SinkRuntime, target: IngestTarget, batch_ids: Sequence[str]) -> None:
+    """Take the ``ingest-by`` tags off these batches' extents; their ``drop-by`` tags stay."""
+    if not batch_ids:
+        return
+    tags = ", ".join("'" + f"ingest-by:{b}".replace("'", "\\'") + "'" for b in batch_ids)
+    command = f".drop extent tags from table ['{target.table}'] ({tags})"
+    with kusto_errors(f"retiring {len(batch_ids)} batch(es) of {target.database}.{target.table}"):
+        runtime.query_client.execute_mgmt(target.database, command)
+
+
+def _drop_covered_retired(
+    runtime: SinkRuntime, target: IngestTarget, topic: str, partition: int
+) -> None:
+    """Drop the retired extents whose every offset a held batch now covers."""
+    retired = _retired_extents(runtime, target, topic, partition)
+    if not retired:
+        return
+    held = [
+        (e.first_offset, e.last_offset)
+        for e in batch_extents(
+            runtime.query_client, target.database, target.table, topic, partition
+        )
+    ]
+    covered = [e for e in retired if not missing_spans(held, e.first_offset, e.last_offset + 1)]
+    if not covered:
+        return
+    _crash_point("backfill_before_drop")
+    dropped = drop_extents(runtime.query_client, target.database, target.table, covered)
+    log.info(
+        "topic=%s partition=%d: dropped %d replaced extent(s) of %s.%s",
+        topic,
+        partition,
+        dropped,
+        target.database,
+        target.table,
+    )
+
+
+def _crash_point(name: str) -> None:
+    # Test-only, like pipelines.deliver's: the fault tests SIGKILL the process here.
+    if os.environ.get(CRASH_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _below_live_sink(

@@ -46,7 +46,7 @@ def _partitions(
     "--to", "end", type=_PositionType(), help="offset or ISO time, exclusive (default: end of log)"
 )
 @click.option("--table", help="Into this table (T or db.T) instead of the configured one")
-@click.option("--replace", is_flag=True, help="Drop what Kusto holds of the range, then reload")
+@click.option("--replace", is_flag=True, help="Load the range again and drop what Kusto held of it")
 def backfill(
     config_file: Path | None,
     topic: str,
@@ -59,7 +59,8 @@ def backfill(
     """Read a range of a topic again into Kusto, without moving the sink's offsets.
 
     Offsets Kusto already holds are skipped (by their batch tags), so a backfill into the
-    live table adds nothing that is there; --replace drops the range first and reloads it.
+    live table adds nothing that is there; --replace loads the range again and then drops
+    the batches Kusto held of it (interrupted, run the same command again).
     Each chunk is one run in the Dagster instance ($DAGSTER_HOME).
     """
     from pipelines.backfill_runs import run_backfill
@@ -71,10 +72,10 @@ def backfill(
     try:
         with SinkRuntime(load_settings(path)) as runtime:
             plan = plan_backfill(runtime, request)
-        dropped = f"; dropped {len(plan.dropped_batches)} batch(es)" if replace else ""
+        replacing = f"; replacing {len(plan.replaced_batches)} batch(es)" if replace else ""
         click.echo(
             f"backfill {request.describe()}: {plan.offsets} offsets in {len(plan.ranges)} "
-            f"run(s){dropped}"
+            f"run(s){replacing}"
         )
         with (
             dg.DagsterInstance.get() as instance,

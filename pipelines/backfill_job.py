@@ -3,8 +3,9 @@
 (No `from __future__ import annotations` here: Dagster reads the op annotations.)
 
 Its run config is a typed form in the launchpad (:class:`BackfillConfig`). ``plan_backfill``
-resolves times to offsets, drops what ``replace`` replaces, and fans the chunks out, so a
-retry ``FROM_FAILURE`` re-runs only the chunks whose step failed, and never drops twice.
+resolves times to offsets, retires what ``replace`` replaces (see :mod:`pipelines.backfill`),
+and fans the chunks out, so a retry ``FROM_FAILURE`` re-runs only the chunks whose step
+failed; each chunk drops the retired batches it has loaded again.
 The command line and the schedules split a request into one run per chunk instead, each
 naming its offsets; such a run plans exactly its one chunk.
 """
@@ -49,7 +50,7 @@ class BackfillConfig(dg.Config):
         None, description="Into this table (T or db.T) instead of the configured one"
     )
     replace: bool = Field(
-        False, description="Drop the batches Kusto holds for the range, then load it again"
+        False, description="Load the range again, then drop the batches Kusto held of it"
     )
 
     def request(self) -> BackfillRequest:
@@ -70,7 +71,7 @@ class Chunk:
 
 
 def backfill_run_config(rng: OffsetRange, table: str | None) -> dict[str, object]:
-    """The run config of a run backfilling exactly ``rng`` (already planned and replaced)."""
+    """The run config of a run backfilling exactly ``rng`` (already planned and retired)."""
     config = {
         "topic": rng.topic,
         "partitions": [rng.partition],
@@ -106,15 +107,19 @@ def backfill_tags(sink_name: str, partition_key: str, what: str) -> dict[str, st
 
 @dg.op(
     out=dg.DynamicOut(Chunk),
-    description="Resolve times to offsets, drop replaced batches, fan the chunks out",
+    description="Resolve times to offsets, retire replaced batches, fan the chunks out",
 )
 def plan_backfill_op(context: dg.OpExecutionContext, config: BackfillConfig, sink: SinkResource):  # type: ignore[no-untyped-def]
     request = config.request()
+    if RANGE_TAG not in context.run.tags:
+        # Launched from the launchpad: say in the runs list what it reads, as the command
+        # line's and the schedules' runs do from their launch.
+        context.instance.add_run_tags(context.run_id, {RANGE_TAG: f"backfill {request.describe()}"})
     with sink.runtime() as runtime:
         plan = plan_backfill(runtime, request)
     context.log.info(
         f"backfill {request.describe()}: {plan.offsets} offsets in {len(plan.ranges)} "
-        f"chunk(s); replace dropped {len(plan.dropped_batches)} batch(es)"
+        f"chunk(s); {len(plan.replaced_batches)} batch(es) to replace"
     )
     for rng in plan.ranges:
         yield dg.DynamicOutput(Chunk(rng, request.table), mapping_key=mapping_key(rng))

@@ -1,5 +1,6 @@
 """Backfills against the local stack: by offsets and by time, into the live table and into
-another one, ``replace``, and a gap left by a dropped extent; never moving the group's offsets.
+another one, and a gap left by a dropped extent; never moving the group's offsets.
+``replace`` has its own module.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from backfill_data import PARTITIONS, RECORDS, create_table, ids_in, record_time
 from confluent_kafka import Producer
 
 from pipelines.backfill import BackfillRequest, backfill_range, plan_backfill
+from pipelines.backfill_job import BACKFILL_TAG
 from pipelines.definitions import build_definitions
 from pipelines.extents import batch_extents, drop_extents
+from pipelines.jobs import RANGE_TAG
 
 pytestmark = pytest.mark.stack
 
@@ -94,7 +97,10 @@ def test_backfill_by_time_into_another_table_from_the_launchpad_config(kusto, de
             instance=instance,
             resources=defs.resources,
         )
+        described = instance.get_run_by_id(result.run_id).tags[RANGE_TAG]
     assert result.success
+    assert described.startswith(f"backfill {delivered.topic}[all] 2026-11-27T10:01:40")
+    assert described.endswith(" into Audit")
     assert ids_in(kusto, delivered.db, "Audit") == list(range(100, 300))
     materialized = result.asset_materializations_for_node("backfill_chunk")
     assert sum(m.metadata["rows"].value for m in materialized) == 200
@@ -118,27 +124,6 @@ def test_backfill_by_offsets_of_some_partitions(kusto, delivered):
     assert ids_in(kusto, delivered.db, "Audit") == [2 * n + 1 for n in range(10, 40)]
 
 
-def test_replace_drops_whole_overlapping_batches_and_loads_them_again(kusto, delivered):
-    first = sorted(
-        batch_extents(kusto, delivered.db, "Events", delivered.topic, 0),
-        key=lambda e: e.first_offset,
-    )
-    # From inside the second batch to inside the third: both are replaced whole.
-    start, end = first[1].first_offset + 5, first[2].first_offset + 5
-    request = BackfillRequest(delivered.topic, start, end, partitions=(0,), replace=True)
-    with delivered.runtime() as runtime:
-        plan = plan_backfill(runtime, request)
-        assert sorted(plan.dropped_batches) == sorted([first[1].batch_id, first[2].batch_id])
-        (rng,) = plan.ranges
-        assert (rng.start, rng.end) == (first[1].first_offset, first[2].last_offset + 1)
-        loaded = sum(r.rows for r in backfill_range(runtime, rng))
-    assert loaded == first[1].rows + first[2].rows
-    assert ids_in(kusto, delivered.db, "Events") == list(range(RECORDS))
-    after = {e.extent_id for e in batch_extents(kusto, delivered.db, "Events", delivered.topic)}
-    assert first[1].extent_id not in after and first[0].extent_id in after
-    assert len(after) > PARTITIONS
-
-
 def test_cli_backfills_a_time_window_into_a_new_table(kusto, delivered, tmp_path):
     create_table(kusto, delivered.db, "Audit")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
@@ -159,3 +144,7 @@ def test_cli_backfills_a_time_window_into_a_new_table(kusto, delivered, tmp_path
     assert "150 offsets in 2 run(s)" in done.stdout
     assert "backfilled: 150 rows" in done.stdout
     assert ids_in(kusto, delivered.db, "Audit") == list(range(250, 400))
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 2
+    assert all(run.tags[BACKFILL_TAG] == delivered.topic for run in runs)

@@ -7,8 +7,21 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from pipelines.backfill import BackfillRequest, missing_spans, parse_position, routes_for, split
-from pipelines.backfill_job import BackfillConfig, backfill_run_config, backfill_run_tags
+from pipelines.backfill import (
+    BackfillRequest,
+    missing_spans,
+    parse_position,
+    routes_for,
+    split,
+    widen,
+)
+from pipelines.backfill_job import (
+    BACKFILL_TAG,
+    BackfillConfig,
+    backfill_run_config,
+    backfill_run_tags,
+    build_backfill_job,
+)
 from pipelines.config import SinkSettings
 from pipelines.errors import ConfigError
 from pipelines.jobs import PARTITIONS_TAG, SINK_TAG
@@ -23,6 +36,16 @@ def test_gaps_leave_out_every_held_span_not_only_a_prefix():
     assert missing_spans([], 10, 20) == [(10, 20)]
     # Batches cut elsewhere, overlapping each other and the range's bounds.
     assert missing_spans([(0, 149), (100, 249)], 120, 260) == [(250, 260)]
+
+
+def test_replace_widens_a_range_to_whole_batches_even_ones_cut_differently():
+    held = [(0, 99), (100, 199), (300, 399)]
+    assert widen(held, 150, 160) == (100, 200)
+    assert widen(held, 100, 200) == (100, 200)
+    assert widen(held, 250, 301) == (250, 400)
+    assert widen(held, 200, 300) == (200, 300)
+    # A retired batch cut elsewhere overlaps two held ones: all three go whole.
+    assert widen([*held, (90, 109)], 150, 160) == (0, 200)
 
 
 def test_chunks_are_cut_from_each_range_start():
@@ -62,6 +85,7 @@ def test_backfill_runs_say_what_they_do_and_leave_live_sensors_alone():
     assert tags["kusto-sink/range"] == "backfill orders[2] 1000-2000 into Audit"
     assert tags[PARTITIONS_TAG] == "orders[2]"
     assert SINK_TAG not in tags  # or the live sensors would wait for the backfill
+    assert tags[BACKFILL_TAG] == "shop"  # bounded by its own limit in dagster.yaml
     config = backfill_run_config(rng, "Audit")["ops"]["plan_backfill"]["config"]
     assert (config["from_offset"], config["to_offset"], config["replace"]) == (1000, 2000, False)
 
@@ -98,6 +122,12 @@ def test_routes_point_at_another_table_keeping_format_and_mapping():
     )
     (same_db,) = routes_for(runtime, "orders", "OrdersAudit")
     assert same_db.target.database == "sales"
+
+
+def test_launchpad_backfill_runs_carry_the_backfill_tag():
+    mapping = {"topic": "orders", "db": "sales", "table": "Orders", "format": "json"}
+    job = build_backfill_job(_settings([mapping]))
+    assert job.tags[BACKFILL_TAG] == "shop" and SINK_TAG not in job.tags
 
 
 def test_another_table_needs_a_topic_with_one_mapping():
