@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from devstack.process import Server, StackError
+from devstack.process import Server, StackError, free_port, start, stop, wait_healthy
 
 DATABASE = "dagster"
 USER = "dagster"
@@ -37,12 +40,51 @@ def _as_owner(command: list[str]) -> list[str]:
     return [runuser, "-u", "postgres", "--", *command]
 
 
-def url(port: int) -> str:
-    """The SQLAlchemy URL of the Dagster database, for dagster-postgres's ``postgres_url``.
+def url(port: int, database: str = DATABASE) -> str:
+    """The SQLAlchemy URL of a database, for dagster-postgres's ``postgres_url``.
 
     The driver is named: SQLAlchemy 2.1 takes plain ``postgresql://`` as psycopg 3, while
     dagster-postgres installs psycopg2."""
-    return f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{DATABASE}"
+    return f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{database}"
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server of ``server_url``; returns its URL.
+
+    One Dagster instance per database: runs, event logs and cursors of one test or one
+    benchmark case never mix with another's."""
+    import psycopg2  # comes with dagster-postgres; imported only where PostgreSQL is used
+
+    base, _, _ = server_url.rpartition("/")
+    connection = psycopg2.connect(server_url.replace("+psycopg2", ""))
+    try:
+        connection.autocommit = True  # CREATE DATABASE refuses to run in a transaction
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return f"{base}/{name}"
+
+
+@contextmanager
+def temporary_postgres(port: int | None = None) -> Iterator[str]:
+    """A PostgreSQL server with a fresh cluster in a temporary folder, for the duration of
+    the block; yields the URL of its ``dagster`` database. Stops it and removes the folder.
+    """
+    # Not under pytest's temp root: that is private to root, and the server runs as postgres.
+    home = Path(tempfile.mkdtemp(prefix="kusto-sink-postgres-"))
+    home.chmod(0o755)
+    server = postgres_server(home / "cluster", home / "postgres.log", port or free_port())
+    run_dir = home / "run"
+    try:
+        running = start(server, run_dir)
+        try:
+            wait_healthy(server, running)
+            yield url(server.ports["postgres"])
+        finally:
+            stop(run_dir, server.name, server.stop_timeout)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def postgres_server(home: Path, log_file: Path, port: int) -> Server:

@@ -1,10 +1,10 @@
-"""Fixtures of the production tests: a secured side broker on its own ports."""
+"""Fixtures of the production tests: a secured side broker on its own ports, a secured
+Kusto emulator, PostgreSQL for Dagster."""
 
 from __future__ import annotations
 
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +15,8 @@ from devstack import kafka_security, postgres
 from devstack.process import Server, free_port, start, stop, wait_healthy
 from devstack.secured_kusto import SecuredKusto, secured_kusto_servers
 from devstack.stack import StackConfig
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +74,18 @@ def postgres_url() -> Iterator[str]:
     """A PostgreSQL server of Debian's package on a free loopback port, for this session."""
     if postgres.binaries() is None:
         pytest.skip("PostgreSQL binaries not found: apt-get install -y postgresql")
-    # Not under pytest's temp root: that is private to root, and the server runs as postgres.
-    home = Path(tempfile.mkdtemp(prefix="kusto-sink-postgres-"))
-    home.chmod(0o755)
-    port = free_port()
-    server = postgres.postgres_server(home / "cluster", home / "postgres.log", port)
-    try:
-        with _running(server, home / "run"):
-            yield postgres.url(port)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with postgres.temporary_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def dagster_postgres_home(
+    postgres_url: str, tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """DAGSTER_HOME with the project's dagster_postgres.yaml, on a database of its own."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_postgres.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", postgres.create_database(postgres_url, unique_name))
+    return home
