@@ -69,10 +69,25 @@ def test_helm_and_dagster_postgres_yaml_limit_runs_alike():
     coordinator = instance["run_coordinator"]["config"]
     assert queued["maxConcurrentRuns"] == coordinator["max_concurrent_runs"]
     assert queued["tagConcurrencyLimits"] == coordinator["tag_concurrency_limits"]
+    assert queued["dequeueIntervalSeconds"] == coordinator["dequeue_interval_seconds"]
+    assert queued["dequeueUseThreads"] == coordinator["dequeue_use_threads"]
+    assert queued["dequeueNumWorkers"] == coordinator["dequeue_num_workers"]
+    assert daemon["sensors"] == {  # type: ignore[index]
+        "useThreads": instance["sensors"]["use_threads"],
+        "numWorkers": instance["sensors"]["num_workers"],
+    }
     assert daemon["runRetries"] == {  # type: ignore[index]
         "enabled": instance["run_retries"]["enabled"],
         "maxRetries": instance["run_retries"]["max_retries"],
     }
+
+
+def test_dagster_postgres_yaml_limits_the_same_tags_as_dagster_yaml():
+    def limited(path: Path) -> list[str]:
+        config = yaml.safe_load(path.read_text())["run_coordinator"]["config"]
+        return [limit["key"] for limit in config["tag_concurrency_limits"]]
+
+    assert limited(REPO / "dagster_postgres.yaml") == limited(REPO / "dagster.yaml")
 
 
 def test_dockerfile_copies_what_exists_and_installs_a_declared_extra():
