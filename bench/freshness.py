@@ -7,6 +7,10 @@ rows per bucket of ids; rows that appeared since the last poll were made queryab
 between, so their latency is the poll time minus their Kafka timestamp (to within
 ``poll_s``). Within a bucket, ids arrive in offset order when the topic has one partition;
 with more, a bucket's new rows are assumed to be its lowest ids not seen yet.
+
+Freshness is a property of a sink that is already running: before the steady producer
+starts, one warm-up record per partition must be queryable (the daemon has started, its
+sensors ticked, the first run launched and delivered). That warm-up is reported on its own.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from typing import Any
 
 from bench.data import JsonEvents, producer
 from bench.sink import REPO, dagster_home
+from bench.timeline import runs_timeline
 from devstack import kafka
 
 BUCKET = 100
+# Ids of the warm-up records: apart from the steady producer's 0, 1, 2, ...
+WARMUP_ID = 1_000_000_000
 
 
 @dataclass
@@ -36,6 +43,9 @@ class FreshnessResult:
     produced: int
     seen: int
     latencies_s: list[float] = field(repr=False, default_factory=list)
+    warmup_s: float | None = None
+    # How the sensors' runs spent their time (bench.timeline.runs_timeline).
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def percentile(self, p: float) -> float | None:
         if not self.latencies_s:
@@ -51,6 +61,8 @@ class FreshnessResult:
             "produced": self.produced,
             "seen": self.seen,
             **{f"p{p}_s": _round(self.percentile(p)) for p in (50, 95, 99)},
+            "warmup_s": _round(self.warmup_s),
+            "runs": self.runs,
         }
 
 
@@ -94,7 +106,7 @@ class SteadyProducer(threading.Thread):
         self._out.flush(30)
 
 
-def _daemon(workdir: Path, settings_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def _daemon(workdir: Path, home: Path, settings_path: Path, log: Path) -> subprocess.Popen[bytes]:
     workspace = workdir / "workspace.yaml"
     workspace.write_text(
         "load_from:\n"
@@ -105,7 +117,7 @@ def _daemon(workdir: Path, settings_path: Path, log: Path) -> subprocess.Popen[b
     )
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(dagster_home(workdir / f"{settings_path.stem}-dagster")),
+        "DAGSTER_HOME": str(home),
         "KUSTO_SINK_CONFIG": str(settings_path),
     }
     command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
@@ -130,6 +142,26 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
     process.wait()
 
 
+def _warm_up(
+    bootstrap: str, topic: str, partitions: int, kusto: Any, db: str, table: str, timeout_s: float
+) -> float:
+    """Seconds until one record per partition, produced now, is queryable."""
+    out, encode = producer(bootstrap), JsonEvents()
+    for p in range(partitions):
+        out.produce(topic, value=encode(WARMUP_ID + p), partition=p)
+    out.flush(30)
+    began = time.monotonic()
+    query = f"{table} | where id >= {WARMUP_ID} | count"
+    while time.monotonic() - began < timeout_s:
+        try:
+            if kusto.execute_query(db, query).primary_results[0][0]["Count"] >= partitions:
+                return time.monotonic() - began
+        except Exception:  # noqa: BLE001 - a busy emulator may time out: ask again
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"no warm-up record of topic={topic} reached {db}.{table} in {timeout_s}s")
+
+
 def measure(
     *,
     mode: str,
@@ -144,22 +176,26 @@ def measure(
     seconds: float,
     poll_s: float = 1.0,
     tail_s: float = 90.0,
+    warmup_timeout_s: float = 240.0,
 ) -> FreshnessResult:
-    """Produce for ``seconds`` under a running daemon, then wait up to ``tail_s`` for the rest."""
+    """Warm the sink up, produce for ``seconds`` under the running daemon, then wait up to
+    ``tail_s`` for the rest."""
     workdir = settings_path.parent
     kafka.create_topic(bootstrap, topic, partitions)
-    daemon = _daemon(workdir, settings_path, workdir / f"{settings_path.stem}.daemon.log")
+    home = dagster_home(workdir / f"{settings_path.stem}-dagster")
+    daemon = _daemon(workdir, home, settings_path, workdir / f"{settings_path.stem}.daemon.log")
     steady = SteadyProducer(bootstrap, topic, partitions, rate, seconds)
     counts: dict[int, int] = {}
     latencies: list[float] = []
     try:
+        warmup_s = _warm_up(bootstrap, topic, partitions, kusto, db, table, warmup_timeout_s)
         steady.start()
         began = time.monotonic()
         total = int(rate * seconds)
         while time.monotonic() - began < seconds + tail_s and sum(counts.values()) < total:
             time.sleep(poll_s)
             now = time.time()
-            query = f"{table} | summarize n=count() by b=id / {BUCKET}"
+            query = f"{table} | where id < {WARMUP_ID} | summarize n=count() by b=id / {BUCKET}"
             try:
                 rows = kusto.execute_query(db, query).primary_results[0]
             except Exception:  # noqa: BLE001 - a busy emulator may time out: ask again
@@ -175,4 +211,13 @@ def measure(
         elapsed = time.monotonic() - began
     finally:
         _stop(daemon)
-    return FreshnessResult(mode, rate, elapsed, len(steady.sent_at), len(latencies), latencies)
+    return FreshnessResult(
+        mode,
+        rate,
+        elapsed,
+        len(steady.sent_at),
+        len(latencies),
+        latencies,
+        warmup_s=warmup_s,
+        runs=runs_timeline(home),
+    )

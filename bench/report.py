@@ -78,13 +78,18 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Freshness (Kusto queryable − Kafka timestamp, sensors under dagster-daemon)",
             "",
-            "| mode | rate/s | produced | seen | p50 s | p95 s | p99 s |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| mode | rate/s | produced | seen | p50 s | p95 s | p99 s | warm-up s | runs "
+            "| run launch s (mean, max) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in results["freshness"]:
+            runs = row.get("runs") or {}
+            launch = runs.get("launch_s") or {}
             lines.append(
                 f"| {row['mode']} | {row['rate']} | {row['produced']:,} | {row['seen']:,} | "
-                f"{_num(row['p50_s'], 1)} | {_num(row['p95_s'], 1)} | {_num(row['p99_s'], 1)} |"
+                f"{_num(row['p50_s'], 1)} | {_num(row['p95_s'], 1)} | {_num(row['p99_s'], 1)} | "
+                f"{_num(row.get('warmup_s'), 1)} | {runs.get('runs', '-')} | "
+                f"{_num(launch.get('mean'), 1)}, {_num(launch.get('max'), 1)} |"
             )
         lines.append("")
     if results.get("scaling"):

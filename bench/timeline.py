@@ -1,18 +1,22 @@
-"""Where a drain's time went, from the event log of the Dagster instance it ran in.
+"""Where a drain's or the sensors' time went, from the event log of the Dagster instance.
 
-``kusto-sink drain`` runs through Dagster's multiprocess executor: every step is a new
-Python process. The event log times each step's process start (``STEP_WORKER_STARTING`` to
-``STEP_WORKER_STARTED``) and its work (``STEP_START`` to ``STEP_SUCCESS``), which splits a
-drain's wall time into orchestration and the sink's own work.
+The event log times a run's launch (``RUN_STARTING``: the daemon hands it to the code
+server; ``RUN_START``: the new run process has imported Dagster and the sink and loaded the
+definitions), each step process's start (``STEP_WORKER_STARTING`` to
+``STEP_WORKER_STARTED``, with ``--workers`` > 1) and each step's work (``STEP_START`` to
+``STEP_SUCCESS``), which splits wall time into orchestration and the sink's own work.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 _WANTED = {
+    "RUN_STARTING",
     "RUN_START",
     "RUN_SUCCESS",
     "RUN_FAILURE",
@@ -31,16 +35,8 @@ def drain_timeline(home: Path, launched_at: float, ended_at: float) -> dict[str,
     """
     import dagster as dg
 
-    # The project's dagster.yaml names its storage folder through $DAGSTER_HOME.
-    previous = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
+    with _home(home):
         times = _event_times(dg.DagsterInstance.from_config(str(home)))
-    finally:
-        if previous is None:
-            del os.environ["DAGSTER_HOME"]
-        else:
-            os.environ["DAGSTER_HOME"] = previous
     runs = {run_id for run_id, _, _ in times}
     starts = [t for (_, kind, _), t in times.items() if kind == "RUN_START"]
     ends = [t for (_, kind, _), t in times.items() if kind in ("RUN_SUCCESS", "RUN_FAILURE")]
@@ -64,6 +60,42 @@ def drain_timeline(home: Path, launched_at: float, ended_at: float) -> dict[str,
     }
 
 
+def runs_timeline(home: Path) -> dict[str, Any]:
+    """How the sensors' runs spent their time before delivering, mean and max over runs:
+    in the queue (created to ``RUN_STARTING``), launching (to ``RUN_START``) and setting up
+    (to the first step's start)."""
+    import dagster as dg
+
+    with _home(home):
+        instance = dg.DagsterInstance.from_config(str(home))
+        created = {
+            record.dagster_run.run_id: record.create_timestamp.timestamp()
+            for record in instance.get_run_records()
+        }
+        times = _event_times(instance)
+    queued, launch, setup = [], [], []
+    for run_id, began in created.items():
+        starting = times.get((run_id, "RUN_STARTING", None))
+        started = times.get((run_id, "RUN_START", None))
+        first_step = min(
+            (t for (r, kind, _), t in times.items() if r == run_id and kind == "STEP_START"),
+            default=None,
+        )
+        if starting is not None:
+            queued.append(starting - began)
+        if starting is not None and started is not None:
+            launch.append(started - starting)
+        if started is not None and first_step is not None:
+            setup.append(first_step - started)
+    return {
+        "runs": len(created),
+        **{
+            f"{name}_s": {"mean": _mean(values), "max": _max(values)}
+            for name, values in (("queued", queued), ("launch", launch), ("setup", setup))
+        },
+    }
+
+
 def _r(value: float) -> float:
     return round(value, 2)
 
@@ -74,6 +106,20 @@ def _mean(values: list[float]) -> float | None:
 
 def _max(values: list[float]) -> float | None:
     return _r(max(values)) if values else None
+
+
+@contextmanager
+def _home(home: Path) -> Iterator[None]:
+    # The project's dagster.yaml names its storage folder through $DAGSTER_HOME.
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def _event_times(instance: Any) -> dict[tuple[str, str, str | None], float]:

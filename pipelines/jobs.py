@@ -3,7 +3,9 @@
 (No `from __future__ import annotations` here: Dagster reads the op annotations.)
 
 A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so a retry
-``FROM_FAILURE`` re-runs only the ranges (partitions) whose step failed.
+``FROM_FAILURE`` re-runs only the ranges (partitions) whose step failed. Then ``follow``
+keeps delivering the run's partitions for up to ``follow_seconds`` (0, the default, ends the
+run there; the sensors set it: see :mod:`pipelines.follow`).
 """
 
 import re
@@ -16,8 +18,10 @@ from pipelines import metrics
 from pipelines.config import SinkSettings
 from pipelines.deliver import DeliveryReport
 from pipelines.errors import SinkError
+from pipelines.follow import FollowPolicy, follow
 from pipelines.ingest import Receipt
-from pipelines.plan import OffsetRange
+from pipelines.plan import OffsetRange, PartitionState, TopicPartition
+from pipelines.read import partition_states
 from resources.sink import SinkResource
 
 SINK_TAG = "kusto-sink/sink"
@@ -40,12 +44,20 @@ class RangesConfig(dg.Config):
     ranges: list[RangeConfig]
 
 
-def run_config(ranges: list[OffsetRange]) -> dict[str, object]:
-    """The run config of a run delivering ``ranges``."""
+class FollowConfig(dg.Config):
+    seconds: float = 0.0
+
+
+def run_config(ranges: list[OffsetRange], *, follow_seconds: float = 0.0) -> dict[str, object]:
+    """The run config of a run delivering ``ranges``, then following their partitions for
+    up to ``follow_seconds``."""
     listed = [
         {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in ranges
     ]
-    return {"ops": {"offset_ranges": {"config": {"ranges": listed}}}}
+    ops: dict[str, object] = {"offset_ranges": {"config": {"ranges": listed}}}
+    if follow_seconds:
+        ops["follow"] = {"config": {"seconds": follow_seconds}}
+    return {"ops": ops}
 
 
 def executor_config(max_concurrent: int) -> dict[str, object]:
@@ -172,26 +184,68 @@ def run_delivery(
     return reports
 
 
+def _deliver_live(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
+    def attempt() -> list[DeliveryReport]:
+        with sink.runtime() as runtime:
+            return [runtime.deliver(rng)]
+
+    run_delivery(context, rng, attempt, kind="live")
+
+
 def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
     @dg.op(
         name="deliver",
         description="Read a range, ingest its batches into Kusto, commit once confirmed",
         retry_policy=retry_policy(settings),
     )
-    def deliver(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
+    def deliver(
+        context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange
+    ) -> OffsetRange:
         context.log.info(f"ingest {rng}")
-
-        def attempt() -> list[DeliveryReport]:
-            with sink.runtime() as runtime:
-                return [runtime.deliver(rng)]
-
-        run_delivery(context, rng, attempt, kind="live")
+        _deliver_live(context, sink, rng)
+        return rng
 
     return deliver
 
 
+def build_follow_op(settings: SinkSettings) -> dg.OpDefinition:
+    @dg.op(
+        name="follow",
+        description="Keep delivering the run's partitions while new records arrive",
+        retry_policy=retry_policy(settings),
+    )
+    def follow_op(
+        context: dg.OpExecutionContext,
+        config: FollowConfig,
+        sink: SinkResource,
+        delivered: list[OffsetRange],
+    ) -> None:
+        if config.seconds <= 0:
+            return
+        partitions = sorted({rng.topic_partition for rng in delivered})
+        topics = sorted({tp.topic for tp in partitions})
+        policy = FollowPolicy.of(sink.settings, config.seconds, topics)
+
+        with sink.runtime() as runtime:
+
+            def states() -> dict[TopicPartition, PartitionState]:
+                return partition_states(runtime.admin, sink.settings.group_id, topics)
+
+            count = follow(
+                partitions,
+                policy,
+                states=states,
+                plan=runtime.plan,
+                deliver=lambda rng: _deliver_live(context, sink, rng),
+            )
+        context.log.info(f"followed {len(partitions)} partition(s): {count} more range(s)")
+
+    return follow_op
+
+
 def build_job(settings: SinkSettings) -> dg.JobDefinition:
     deliver = build_deliver_op(settings)
+    follow_partitions = build_follow_op(settings)
 
     @dg.job(
         name="deliver_ranges",
@@ -199,6 +253,6 @@ def build_job(settings: SinkSettings) -> dg.JobDefinition:
         tags={SINK_TAG: settings.name},
     )
     def deliver_ranges() -> None:
-        offset_ranges().map(deliver)
+        follow_partitions(offset_ranges().map(deliver).collect())
 
     return deliver_ranges

@@ -3,6 +3,9 @@
 A tick reads committed offsets and watermarks only (never records, never commits), plans
 ranges, leaves out partitions that a queued or running run already covers, and asks for
 runs. No run key: a range whose run failed for good is simply planned again next tick.
+A run, once its ranges are committed, follows its partitions for up to FOLLOW_SECONDS
+(:mod:`pipelines.follow`): starting a run costs more than delivering a few seconds of
+records, so the sensors start runs and the runs keep up with the stream.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ IN_FLIGHT = [
 # Ranges per run: enough to amortise a run's start-up, few enough that one slow partition
 # does not hold back the others for long.
 RANGES_PER_RUN = 8
+# A live run's longest life: long enough that its start-up is paid rarely, short enough
+# that its event log stays small and new code or partitions are picked up within minutes.
+FOLLOW_SECONDS = 300.0
+# The daemon looks at its sensors every 5 s at most (dagster._daemon.sensor's loop). A tick
+# is due when the time since the last one reaches the minimum interval, and the loop comes
+# back just short of 5 s later: an interval of N s gives ticks every N + 5 s.
+DAEMON_LOOP_S = 5
 
 Trigger = Callable[[TopicPartition, PartitionState], bool]
 
@@ -85,7 +95,10 @@ def run_requests(
     return [
         dg.RunRequest(
             # tasks.max steps at once; 1 (the default) runs them in the run's own process.
-            run_config={**run_config(group), **executor_config(settings.tasks_max)},
+            run_config={
+                **run_config(group, follow_seconds=FOLLOW_SECONDS),
+                **executor_config(settings.tasks_max),
+            },
             tags=run_tags(settings.name, group),
         )
         for group in group_ranges(with_ranges)
@@ -147,7 +160,7 @@ def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.Sens
             settings,
             job,
             name=f"{safe_name(settings.name)}_interval",
-            interval_seconds=max(1, settings.flush_interval_ms // 1000),
+            interval_seconds=tick_interval(settings.flush_interval_ms / 1000),
             trigger=lambda tp, s: 0 < s.lag(reset) < threshold,
             description="Flush partitions with any lag every flush.interval.ms",
         ),
@@ -155,11 +168,17 @@ def build_sensors(settings: SinkSettings, job: dg.JobDefinition) -> list[dg.Sens
             settings,
             job,
             name=f"{safe_name(settings.name)}_lag",
-            interval_seconds=5,
+            interval_seconds=tick_interval(0),
             trigger=lambda tp, s: s.lag(reset) >= threshold,
             description=f"Launch runs as soon as a partition is {threshold}+ records behind",
         ),
     ]
+
+
+def tick_interval(seconds: float) -> int:
+    """The minimum interval that makes the daemon tick a sensor every ``seconds`` (rounded
+    up to its loop), or on every loop for 0."""
+    return max(1, round(seconds) - DAEMON_LOOP_S)
 
 
 def safe_name(name: str) -> str:
