@@ -65,6 +65,8 @@ def secured_kusto_servers(
             "devstack.kusto_emulator",
             home / "kusto",
             ["--storage-connection-string", storage_connection_string]
+            # Its own queues: the stack's emulator shares the storage account.
+            + ["--storage-prefix", f"secured{kusto_port}-"]
             + ["--require-token", AUDIENCE, *tls],
             kusto_port,
             "/emulator/health",

@@ -47,9 +47,16 @@ class IngestionResource:
 
 
 class StorageResources:
-    """Creates the queues and container once, and signs URLs for them."""
+    """Creates the queues and container once, and signs URLs for them.
 
-    def __init__(self, connection_string: str) -> None:
+    ``prefix`` goes before every queue, container and table name. Emulators sharing one
+    storage account need one each, as clusters have storage accounts of their own: else
+    each emulator's queue worker takes the others' ingestion messages and fails them (their
+    databases are not its own).
+    """
+
+    def __init__(self, connection_string: str, prefix: str = "") -> None:
+        self._prefix = prefix
         settings = _connection_settings(connection_string)
         self._account_name = settings.get("accountname", "devstoreaccount1")
         if "accountkey" not in settings:
@@ -65,16 +72,17 @@ class StorageResources:
     def ensure_created(self) -> None:
         for queue in (INGESTION_QUEUE, FAILURE_QUEUE, SUCCESS_QUEUE):
             try:
-                self._queues.create_queue(queue)
+                self._queues.create_queue(self._prefix + queue)
             except ResourceExistsError:
                 pass
         try:
-            self._blobs.create_container(TEMP_CONTAINER)
+            self._blobs.create_container(self._prefix + TEMP_CONTAINER)
         except ResourceExistsError:
             pass
 
     def queue(self, name: str) -> QueueClient:
-        return self._queues.get_queue_client(name)
+        """The queue named ``name`` (one of the ``*_QUEUE`` names) of this emulator."""
+        return self._queues.get_queue_client(self._prefix + name)
 
     def resources(self) -> list[IngestionResource]:
         """The five resource kinds the SDK requires, as SAS URLs."""
@@ -88,22 +96,24 @@ class StorageResources:
                 ("SuccessfulIngestionsQueue", SUCCESS_QUEUE),
             )
         ]
+        container = self._prefix + TEMP_CONTAINER
         container_sas = generate_container_sas(
             self._account_name,
-            TEMP_CONTAINER,
+            container,
             account_key=self._account_key,
             permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
             expiry=expiry,
         )
         resources.append(
             IngestionResource(
-                "TempStorage", f"{self._blobs.url.rstrip('/')}/{TEMP_CONTAINER}?{container_sas}"
+                "TempStorage", f"{self._blobs.url.rstrip('/')}/{container}?{container_sas}"
             )
         )
         resources.append(IngestionResource("IngestionsStatusTable", self._status_table_url()))
         return resources
 
-    def _queue_url(self, queue: str, permission: QueueSasPermissions, expiry: datetime) -> str:
+    def _queue_url(self, name: str, permission: QueueSasPermissions, expiry: datetime) -> str:
+        queue = self._prefix + name
         sas = generate_queue_sas(
             self._account_name, queue, self._account_key, permission=permission, expiry=expiry
         )
@@ -113,4 +123,4 @@ class StorageResources:
         # The SDK only checks that a status table is listed; it would read it only for
         # ReportMethod Table, which the emulator does not implement.
         endpoint = self._table_endpoint or self._queues.url
-        return f"{endpoint.rstrip('/')}/{STATUS_TABLE}"
+        return f"{endpoint.rstrip('/')}/{self._prefix}{STATUS_TABLE}"

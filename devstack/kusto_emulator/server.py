@@ -66,7 +66,11 @@ class Emulator:
     """Holds the store, storage, faults and worker; its methods are the route handlers."""
 
     def __init__(
-        self, data_dir: Path, storage_connection_string: str | None, poll_interval: float
+        self,
+        data_dir: Path,
+        storage_connection_string: str | None,
+        poll_interval: float,
+        storage_prefix: str = "",
     ) -> None:
         self.store = KustoStore(data_dir)
         self.faults = FaultRegistry()
@@ -75,7 +79,9 @@ class Emulator:
         shutil.rmtree(self.scratch_dir, ignore_errors=True)
         self.scratch_dir.mkdir(parents=True)
         self.storage = (
-            StorageResources(storage_connection_string) if storage_connection_string else None
+            StorageResources(storage_connection_string, storage_prefix)
+            if storage_connection_string
+            else None
         )
         self.worker = (
             QueueWorker(self.store, self.storage, self.faults, self.scratch_dir, poll_interval)
@@ -320,6 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--poll-interval", type=float, default=0.25, help="queue poll seconds")
     parser.add_argument(
+        "--storage-prefix",
+        default="",
+        help="prefix of this emulator's queue, container and table names, so that emulators "
+        "sharing one storage account do not take each other's ingestions",
+    )
+    parser.add_argument(
         "--require-token",
         metavar="AUDIENCE",
         default=os.environ.get("KUSTO_EMULATOR_REQUIRE_TOKEN"),
@@ -330,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    emulator = Emulator(args.data_dir, args.storage_connection_string, args.poll_interval)
+    emulator = Emulator(
+        args.data_dir, args.storage_connection_string, args.poll_interval, args.storage_prefix
+    )
     # A bounded graceful shutdown: an injected "hang" must not keep a stopping emulator alive.
     uvicorn.run(
         build_app(emulator, args.require_token),
