@@ -222,15 +222,19 @@ class QueueWorker:
                 f"Table '{request.database}.{request.table}' refuses writes "
                 "(emulator fault injection).",
             )
+        began = time.monotonic()
         with tempfile.NamedTemporaryFile(dir=self._scratch_dir, suffix=".blob") as scratch:
             self._download(ingestion, Path(scratch.name))
+            downloaded = time.monotonic()
             outcome = ingest_file(self._store, request, Path(scratch.name))
         logger.info(
-            "ingested %s rows into %s.%s as extent %s",
+            "ingested %s rows into %s.%s as extent %s in %.2fs (download %.2fs)",
             outcome.row_count,
             request.database,
             request.table,
             outcome.extent_id,
+            time.monotonic() - began,
+            downloaded - began,
         )
 
     @staticmethod
