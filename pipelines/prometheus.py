@@ -48,7 +48,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipelines.config import ConfigError, SinkSettings, config_path, load_settings
+from pipelines.cli_options import config_option, dagster_instance, settings_of
+from pipelines.config import SinkSettings
 from pipelines.metrics import Totals
 from pipelines.runtime import SinkRuntime
 from pipelines.status import sink_status
@@ -160,30 +161,29 @@ def serve(
 
 
 @click.command()
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 @click.option("--port", type=int, default=9399, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def metrics(config_file: Path | None, port: int, host: str) -> None:
     """Serve the sink's metrics for Prometheus on http://HOST:PORT/metrics until stopped.
 
-    Counters come from the Dagster instance of $DAGSTER_HOME, lag from Kafka.
+    Counters come from the Dagster instance of $DAGSTER_HOME (default ./dagster_home), lag
+    from Kafka.
     """
-    try:
-        settings = load_settings(config_path(config_file))
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    server, collector = serve(settings, dg.DagsterInstance.get(), port=port, host=host)
-    click.echo(f"serving http://{host}:{port}/metrics")
-    stop = threading.Event()
-    # SIGTERM too: containers and process managers stop services with it
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        while not stop.wait(1):
-            pass
-    finally:
-        server.shutdown()
-        collector.close()
+    settings = settings_of(config_file)
+    with dagster_instance() as instance:
+        server, collector = serve(settings, instance, port=port, host=host)
+        click.echo(f"serving http://{host}:{port}/metrics")
+        stop = threading.Event()
+        # SIGTERM too: containers and process managers stop services with it
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            while not stop.wait(1):
+                pass
+        finally:
+            server.shutdown()
+            collector.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ for every drain or backfill run in flight."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import dagster as dg
 
 from pipelines import metrics
 from pipelines.backfill_job import BACKFILL_TAG
-from pipelines.config import config_path, load_settings
+from pipelines.cli_options import config_option, dagster_instance, settings_of
 from pipelines.errors import SinkError
 from pipelines.jobs import PARTITIONS_TAG, RANGE_TAG, SINK_TAG
 from pipelines.runtime import SinkRuntime
@@ -93,7 +92,7 @@ def render(status: SinkStatus, runs: list[RunProgress]) -> str:
 
 
 @click.command()
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 @click.option(
     "--watch",
     type=float,
@@ -108,12 +107,10 @@ def status(config_file: Path | None, watch: float | None) -> None:
     ($DAGSTER_HOME): written, failed and dead-lettered records, ingestion attempts,
     successes and errors.
     """
-    settings = load_settings(str(config_path(config_file)))
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    settings = settings_of(config_file)
     # Kept across refreshes: each one folds in only the deliveries recorded since the last.
     totals = metrics.Totals({})
-    with dg.DagsterInstance.get() as instance, SinkRuntime(settings) as runtime:
+    with dagster_instance() as instance, SinkRuntime(settings) as runtime:
         while True:
             try:
                 text = render(

@@ -9,12 +9,15 @@ from types import SimpleNamespace
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Message
 
 from pipelines import metrics
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
+from pipelines.prometheus import metrics as metrics_command
 from pipelines.status import Lag, PartitionStatus, SinkStatus, partition_statuses, sink_status
 from pipelines.status_cli import render
+from pipelines.status_cli import status as status_command
 from sensors.status import topic_metadata
 
 ORDERS_0, ORDERS_1, CLICKS_0 = (
@@ -133,3 +136,12 @@ def test_the_terminal_table_and_the_sensor_metadata_show_the_same_numbers():
     )
     assert meta["total_records_written"] == 7 and meta["records_failed[0]"] == 1
     assert meta["oldest_undelivered_age_s[1]"] == 0.0 and meta["committed[1]"] == 10
+
+
+@pytest.mark.parametrize("command", [status_command, metrics_command])
+def test_commands_name_a_missing_settings_file_without_a_traceback(command, monkeypatch):
+    monkeypatch.delenv("KUSTO_SINK_CONFIG", raising=False)
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 1
+    assert "no settings file: pass -c FILE or set KUSTO_SINK_CONFIG" in result.output
+    assert "Traceback" not in result.output
