@@ -1,22 +1,52 @@
-"""The ``kusto-sink`` command line: validate, plan, drain, import-config, devstack."""
+"""The ``kusto-sink`` command line: validate, plan, drain, and the commands of other modules.
+
+Every command imports what it needs when it runs: the sink's clients pull in the Azure and
+Kafka SDKs, Dagster and pyarrow, the devstack its own servers' clients, and `kusto-sink
+drain` should not wait for the imports of `kusto-sink devstack` (or the other way round).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import dagster as dg
 
-from bench.cli import bench
-from devstack.cli import devstack
-from pipelines.backfill_cli import backfill
-from pipelines.config import CONFIG_ENV, config_path, import_config, load_settings
+from pipelines.config import CONFIG_ENV, config_path, load_settings
 from pipelines.errors import ConfigError, SinkError
-from pipelines.prometheus import metrics
-from pipelines.runtime import SinkRuntime
-from pipelines.status_cli import status
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from pipelines.runtime import SinkRuntime
+
+# Commands defined elsewhere: name -> "module:attribute", imported when invoked.
+LAZY_COMMANDS = {
+    "import-config": "pipelines.config.command:import_config",
+    "devstack": "devstack.cli:devstack",
+    "bench": "bench.cli:bench",
+    "backfill": "pipelines.backfill_cli:backfill",
+    "status": "pipelines.status_cli:status",
+    "metrics": "pipelines.prometheus:metrics",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose LAZY_COMMANDS are imported only when they are run or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
 
 config_option = click.option(
     "-c",
@@ -28,12 +58,14 @@ config_option = click.option(
 )
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Kafka → Azure Data Explorer sink, orchestrated by Dagster."""
 
 
 def _runtime(config_file: Path | None) -> tuple[str, SinkRuntime]:
+    from pipelines.runtime import SinkRuntime
+
     try:
         path = str(config_path(config_file))
         return path, SinkRuntime(load_settings(path))
@@ -101,6 +133,8 @@ def plan(config_file: Path | None) -> None:
 )
 def drain(config_file: Path | None, workers: int) -> None:
     """Launch delivery runs through the Dagster instance until no partition lags."""
+    import dagster as dg
+
     from pipelines.drain import drain as drain_all
 
     path, runtime = _runtime(config_file)
@@ -117,13 +151,6 @@ def drain(config_file: Path | None, workers: int) -> None:
             raise click.ClickException(str(error)) from None
     click.echo(f"drained: {progress.records} offsets in {progress.runs} run(s); lag is 0")
 
-
-main.add_command(import_config)
-main.add_command(devstack)
-main.add_command(bench)
-main.add_command(backfill)
-main.add_command(status)
-main.add_command(metrics)
 
 if __name__ == "__main__":
     sys.exit(main())
