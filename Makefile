@@ -36,7 +36,8 @@ setup: $(INSTALLED)
 test: setup
 	$(BIN)/pytest
 
-# The sink runs with examples/local.yaml unless KUSTO_SINK_CONFIG names other settings.
+# The demo runs its own sink (devstack/demo.yaml, fed by a producer) unless KUSTO_SINK_CONFIG
+# names other settings.
 demo: setup
 	$(BIN)/kusto-sink devstack demo --port $(DEMO_PORT)
 
