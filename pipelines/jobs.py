@@ -4,8 +4,9 @@
 
 A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so a retry
 ``FROM_FAILURE`` re-runs only the ranges (partitions) whose step failed. Then ``follow``
-keeps delivering the run's partitions for up to ``follow_seconds`` (0, the default, ends the
-run there; the sensors set it: see :mod:`pipelines.follow`).
+keeps delivering the run's partitions for up to ``follow_seconds`` (the sensors set it: see
+:mod:`pipelines.follow`); without it (drains) the step is skipped, and no step process is
+started for it.
 """
 
 import re
@@ -42,10 +43,7 @@ class RangeConfig(dg.Config):
 
 class RangesConfig(dg.Config):
     ranges: list[RangeConfig]
-
-
-class FollowConfig(dg.Config):
-    seconds: float = 0.0
+    follow_seconds: float = 0.0
 
 
 def run_config(ranges: list[OffsetRange], *, follow_seconds: float = 0.0) -> dict[str, object]:
@@ -54,10 +52,10 @@ def run_config(ranges: list[OffsetRange], *, follow_seconds: float = 0.0) -> dic
     listed = [
         {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in ranges
     ]
-    ops: dict[str, object] = {"offset_ranges": {"config": {"ranges": listed}}}
+    config: dict[str, object] = {"ranges": listed}
     if follow_seconds:
-        ops["follow"] = {"config": {"seconds": follow_seconds}}
-    return {"ops": ops}
+        config["follow_seconds"] = follow_seconds
+    return {"ops": {"offset_ranges": {"config": config}}}
 
 
 def executor_config(max_concurrent: int) -> dict[str, object]:
@@ -100,11 +98,20 @@ def mapping_key(rng: OffsetRange) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{rng.topic}_{rng.partition}_{rng.start}_{rng.end}")
 
 
-@dg.op(out=dg.DynamicOut(OffsetRange), description="Fan the run's offset ranges out")
+@dg.op(
+    out={
+        "ranges": dg.DynamicOut(OffsetRange),
+        # Only when the run follows: else the follow step is skipped.
+        "follow_seconds": dg.Out(float, is_required=False),
+    },
+    description="Fan the run's offset ranges out",
+)
 def offset_ranges(config: RangesConfig):  # type: ignore[no-untyped-def]
     for r in config.ranges:
         rng = OffsetRange(r.topic, r.partition, r.start, r.end)
-        yield dg.DynamicOutput(rng, mapping_key=mapping_key(rng))
+        yield dg.DynamicOutput(rng, output_name="ranges", mapping_key=mapping_key(rng))
+    if config.follow_seconds > 0:
+        yield dg.Output(config.follow_seconds, output_name="follow_seconds")
 
 
 def _batch_metadata(receipt: Receipt) -> dict[str, Any]:
@@ -216,15 +223,13 @@ def build_follow_op(settings: SinkSettings) -> dg.OpDefinition:
     )
     def follow_op(
         context: dg.OpExecutionContext,
-        config: FollowConfig,
         sink: SinkResource,
         delivered: list[OffsetRange],
+        follow_seconds: float,
     ) -> None:
-        if config.seconds <= 0:
-            return
         partitions = sorted({rng.topic_partition for rng in delivered})
         topics = sorted({tp.topic for tp in partitions})
-        policy = FollowPolicy.of(sink.settings, config.seconds, topics)
+        policy = FollowPolicy.of(sink.settings, follow_seconds, topics)
 
         with sink.runtime() as runtime:
 
@@ -253,6 +258,7 @@ def build_job(settings: SinkSettings) -> dg.JobDefinition:
         tags={SINK_TAG: settings.name},
     )
     def deliver_ranges() -> None:
-        follow_partitions(offset_ranges().map(deliver).collect())
+        ranges, follow_seconds = offset_ranges()
+        follow_partitions(ranges.map(deliver).collect(), follow_seconds)
 
     return deliver_ranges

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 import pytest
 from e2e_helpers import create_event_table, event
@@ -46,8 +48,49 @@ def test_job_delivers_ranges_and_materializes_batches(kusto, events_sink):
         materializations = result.asset_materializations_for_node("deliver")
         assert {m.asset_key for m in materializations} == {kusto_asset_key(db, "Events")}
         assert sum(m.metadata["rows"].value for m in materializations) == 400
+        # A run that does not follow (a drain's) ends with its ranges: no follow step.
+        assert result.is_node_skipped("follow")
     count = kusto.execute_query(db, "Events | count").primary_results[0][0]["Count"]
     assert count == 400
+
+
+def test_a_following_run_delivers_records_that_arrive_after_its_ranges(
+    kusto, kusto_db, make_topic, produce, write_settings
+):
+    topic = make_topic(partitions=2)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(200)], partitions=2)
+    mapping = {
+        "topic": topic,
+        "db": kusto_db,
+        "table": "Events",
+        "format": "multijson",
+        "mapping": "events_json",
+    }
+    path = write_settings(
+        topic, [mapping], value_converter={"kind": "json"}, flush_interval_ms=1000
+    )
+    defs = build_definitions(str(path))
+    with SinkRuntime(load_settings(path)) as runtime:
+        ranges = runtime.plan()
+        # Records that arrive after the plan: the run's ranges end before them.
+        produce(topic, [event(i) for i in range(200, 300)], partitions=2)
+        began = time.monotonic()
+        with dg.instance_for_test() as instance:
+            result = defs.get_job_def("deliver_ranges").execute_in_process(
+                run_config=run_config(ranges, follow_seconds=120),
+                instance=instance,
+                resources=defs.resources,
+            )
+        seconds = time.monotonic() - began
+        states = runtime.partition_states()
+    assert result.success
+    followed = result.asset_materializations_for_node("follow")
+    assert sum(m.metadata["rows"].value for m in followed) == 100
+    assert all(s.committed == s.high == 150 for s in states.values())
+    assert seconds < 60, "idle for a flush interval, the run ends long before its 120 s"
+    ids = kusto.execute_query(kusto_db, "Events | summarize dcount(id), count()")
+    assert list(ids.primary_results[0][0]) == [300, 300]
 
 
 def test_sensor_plans_lagging_partitions_and_skips_busy_ones(events_sink):

@@ -43,13 +43,13 @@ def test_a_run_request_delivers_its_ranges_then_follows_their_partitions():
         TopicPartition("orders", 1): PartitionState(committed=None, low=0, high=40),
     }
     (request,) = run_requests(sink(), states, busy=set(), trigger=lambda tp, s: True)
-    ops = request.run_config["ops"]
-    ranges = ops["offset_ranges"]["config"]["ranges"]
+    config = request.run_config["ops"]["offset_ranges"]["config"]
+    ranges = config["ranges"]
     assert sorted((r["partition"], r["start"], r["end"]) for r in ranges) == [
         (0, 100, 250),
         (1, 0, 40),
     ]
-    assert ops["follow"]["config"]["seconds"] == FOLLOW_SECONDS
+    assert config["follow_seconds"] == FOLLOW_SECONDS
 
 
 def test_streaming_topics_are_followed_without_waiting_for_the_flush_interval():
