@@ -23,7 +23,7 @@ remembers how far, so a re-plan reloads only the range asked for. Instead:
    is the durable record, in Kusto itself, of offsets still to reload;
 3. reload: each chunk loads what no held batch covers, as any backfill does;
 4. drop: after its batches are confirmed, each chunk drops the retired extents that held
-   batches now cover whole (a retired batch across two chunks goes with the later one).
+   batches now cover whole (a retired batch across two chunks goes once both have loaded).
 
 Interrupted anywhere, the table holds every record, some twice between 3 and 4; running the
 same replace again widens over the retired extents, reloads and drops them. Any backfill of

@@ -28,12 +28,12 @@ from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from confluent_kafka import Producer
 
 from pipelines.definitions import build_definitions
-from pipelines.jobs import run_config
+from pipelines.jobs import run_config, run_tags
 from pipelines.runtime import SinkRuntime
 
 # Setup starts `dagster dev` and records the sink's history: ~90 s on a quiet machine,
-# much more on a busy one.
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
+# much more on a busy one (dagster dev alone took 130 s to serve at a load of 19).
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(480)]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
@@ -148,7 +148,11 @@ def record_history(sink: Sink) -> None:
             with SinkRuntime(defs.resources["sink"].settings) as runtime:
                 ranges = runtime.plan()
             delivered = deliver.execute_in_process(
-                run_config=run_config(ranges), instance=instance, resources=defs.resources
+                run_config=run_config(ranges),
+                instance=instance,
+                resources=defs.resources,
+                # As the sensors tag theirs, so the runs list says what each run did.
+                tags=run_tags(sink.topic, ranges),
             )
             assert delivered.success
 
@@ -219,7 +223,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def wait_for_location(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+def wait_for_location(url: str, process: subprocess.Popen, timeout_s: float = 180) -> None:
     query = "{workspaceOrError{... on Workspace{locationEntries{name loadStatus}}}}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -268,7 +272,13 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
         with contextlib.suppress(PlaywrightTimeout):
             page.get_by_role("button", name="Skip").click(timeout=8_000)
 
-        def show(path: str, expect: list[str], name: str, click: str | None = None) -> None:
+        def show(
+            path: str,
+            expect: list[str],
+            name: str,
+            click: str | None = None,
+            top: str | None = None,
+        ) -> None:
             page.goto(f"{dagster_dev}{path}")
             if click:
                 page.get_by_text(click, exact=True).first.wait_for()
@@ -278,7 +288,15 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
                 page.get_by_text(text, exact=False).first.wait_for()
             dismiss_dialog()
             page.get_by_text(expect[-1], exact=False).first.scroll_into_view_if_needed()
-            page.wait_for_timeout(1_000)  # rows and charts fill in after their titles
+            if top:
+                page.get_by_text(top, exact=True).first.evaluate(
+                    "title => title.scrollIntoView({block: 'start'})"
+                )
+            # Rows, run histories and charts fill in after their titles; the UI's polling
+            # may never leave the network idle, hence the bounded wait.
+            with contextlib.suppress(PlaywrightTimeout):
+                page.wait_for_load_state("networkidle", timeout=5_000)
+            page.wait_for_timeout(1_000)
             page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
         show("/overview/jobs", ["deliver_ranges", "backfill", "reconcile"], "01-jobs")
@@ -286,7 +304,8 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
         show("/overview/automation", sensors, "02-sensors")
         batch = ["batch_id", "ingestion_mode", "enqueue_seconds", "retries_used"]
         show(f"/assets/kusto/{db}/Events", batch, "03-batch-asset")
-        show(f"/assets/kafka/{topic}", ["lag_records"], "04-lag-plot", click="Plots")
+        lag = ["lag_records", "lag_records[0]", "lag_records[1]"]
+        show(f"/assets/kafka/{topic}", lag, "04-lag-plot", click="Plots", top="lag_records")
         show(f"/assets/kusto/{db}/Events?view=checks", ["reconciled"], "05-reconciliation")
 
         # A backfill of a time window, launched from the launchpad's config editor.
@@ -319,7 +338,13 @@ def test_operator_finds_everything_and_backfills_from_the_launchpad(sink, dagste
         page.wait_for_url("**/runs/**")
         wait_for_rows(sink.kusto, db, "Audit", 150)
         page.get_by_text("Success", exact=True).first.wait_for(timeout=30_000)
+        # The step chart catches up with the run's end a moment after its status does.
+        page.get_by_text("RUN_SUCCESS", exact=True).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
         page.screenshot(path=SCREENSHOTS / "07-backfill-run.png")
+        # Last a plain cell: scrolling a clipped tag into view would shift the table sideways.
+        runs = [f"backfill {topic}[all]", f"ingest {topic}[", "deliver_ranges"]
+        show("/runs", runs, "08-runs")
         browser.close()
 
     ids = sink.kusto.execute_query(db, "Audit | project id").primary_results[0]
