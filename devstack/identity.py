@@ -12,7 +12,9 @@ azure-identity lets some flows point at another host, and this server answers th
 
 Tokens are unsigned JWTs (``alg: none``) whose ``aud`` is the requested resource: the
 Kusto emulator's ``--require-token`` checks audience and expiry, not signatures. Every grant
-is recorded without its secret at ``GET /identity/grants`` so tests can tell which flow ran.
+is recorded without its secret at ``GET /identity/grants`` so tests can tell which flow ran:
+for a client assertion, the issuer of the presented JWT tells a certificate's assertion (the
+client id, signed by MSAL) from a federated token (its identity provider, e.g. Kubernetes).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devstack.kusto_emulator.auth import token_claims
+
 TOKEN_LIFETIME_S = 3600
 
 
@@ -38,13 +42,18 @@ def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def unsigned_token(audience: str, subject: str, lifetime: int = TOKEN_LIFETIME_S) -> str:
+def unsigned_token(
+    audience: str,
+    subject: str,
+    lifetime: int = TOKEN_LIFETIME_S,
+    issuer: str = "https://devstack-identity.local/",
+) -> str:
     """An unsigned JWT for ``audience`` (scope ``X/.default`` or resource ``X`` both give X)."""
     now = int(time.time())
     claims = {
         "aud": audience.removesuffix("/.default"),
         "sub": subject,
-        "iss": "https://devstack-identity.local/",
+        "iss": issuer,
         "iat": now,
         "nbf": now,
         "exp": now + lifetime,
@@ -95,23 +104,31 @@ class IdentityEndpoint:
         }
         scope = form.get("scope", "").split()
         audience = next((s for s in scope if s.endswith("/.default")), "").removesuffix("/.default")
-        client_id = form.get("client_id", "")
+        grant = {"client_id": form.get("client_id", ""), "aud": audience}
         if "client_secret" in form:
-            flow = "client_secret"
-        elif form.get("client_assertion"):
-            flow = "client_assertion"  # a certificate or a federated (workload identity) token
+            grant["flow"] = "client_secret"
+        elif assertion := form.get("client_assertion"):
+            # A certificate's or a federated (workload identity) token: its issuer says which.
+            grant["flow"] = "client_assertion"
+            try:
+                grant["assertion_issuer"] = str(token_claims(assertion).get("iss", ""))
+            except ValueError:
+                return JSONResponse(
+                    {"error": "invalid_client", "error_description": "assertion is not a JWT"},
+                    status_code=401,
+                )
         else:
             return JSONResponse(
                 {"error": "invalid_client", "error_description": "no client credential"},
                 status_code=401,
             )
-        self.grants.append({"flow": flow, "client_id": client_id, "aud": audience})
+        self.grants.append(grant)
         return JSONResponse(
             {
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME_S,
                 "ext_expires_in": TOKEN_LIFETIME_S,
-                "access_token": unsigned_token(audience, client_id),
+                "access_token": unsigned_token(audience, grant["client_id"]),
             }
         )
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 
+from devstack.identity import unsigned_token
 from devstack.process import HealthCheck, Server
 from devstack.stack import python_server
 
@@ -29,6 +31,14 @@ class SecuredKusto:
     """The CA of the servers' certificate: clients set ``REQUESTS_CA_BUNDLE`` to it."""
     log_files: tuple[Path, ...]
     audience: str = AUDIENCE
+
+    def admin_client(self) -> KustoClient:
+        """A Kusto SDK client with a token for this cluster, for setting up databases and
+        tables and reading them back (with ``REQUESTS_CA_BUNDLE`` set to :attr:`ca_pem`)."""
+        token = unsigned_token(self.audience, "devstack-admin")
+        return KustoClient(
+            KustoConnectionStringBuilder.with_aad_application_token_authentication(self.url, token)
+        )
 
 
 def https_health(url: str, ca: Path) -> HealthCheck:

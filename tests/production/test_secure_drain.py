@@ -52,13 +52,6 @@ DEADLINE_S = 240
 SAS_SIGNATURE = re.compile(r"\bsig=[A-Za-z0-9%+/]{20,}")
 
 
-def kusto_client(kusto: SecuredKusto) -> KustoClient:
-    token = unsigned_token(kusto.audience, "test-admin")
-    return KustoClient(
-        KustoConnectionStringBuilder.with_aad_application_token_authentication(kusto.url, token)
-    )
-
-
 def kafka_security_settings(broker: SecureKafka, listener: str) -> dict[str, object]:
     if listener == "ssl":  # mutual TLS
         return {
@@ -108,7 +101,7 @@ def test_the_secured_emulator_has_ingestion_queues_of_its_own(
     other's ingestions and fail them (their databases are not its own)."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(secured_kusto.ca_pem))
     stacks = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
-    secured = ingestion_resource_paths(kusto_client(secured_kusto))
+    secured = ingestion_resource_paths(secured_kusto.admin_client())
     assert len(secured) == 5
     assert secured.isdisjoint(ingestion_resource_paths(stacks))
 
@@ -137,7 +130,7 @@ def test_drain_secured_kafka_into_token_kusto_on_postgres(
         value = json.dumps({"id": i, "kind": ("a", "b", "c")[i % 3]}).encode()
         producer.produce(topic, value, partition=i % PARTITIONS)
     assert producer.flush(30) == 0
-    kusto = kusto_client(secured_kusto)
+    kusto = secured_kusto.admin_client()
     kusto.execute_mgmt(None, f".create database {unique_name} ifnotexists")
     kusto.execute_mgmt(unique_name, ".create table Events (id:long, kind:string)")
 
