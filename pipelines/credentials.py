@@ -75,9 +75,12 @@ def credential(auth: AuthSettings) -> TokenCredential:
         case "azure_cli":
             return AzureCliCredential(tenant_id=auth.tenant or "")
         case "default":
+            # Its workload identity takes the authority host from AZURE_AUTHORITY_HOST, as the
+            # AKS webhook sets it, and the tenant only from here or AZURE_TENANT_ID.
             return DefaultAzureCredential(
                 managed_identity_client_id=auth.client_id,
                 workload_identity_client_id=auth.client_id,
-                authority=auth.authority_host,
+                workload_identity_tenant_id=auth.tenant,
+                **authority,
             )
     raise ValueError(f"auth.strategy {auth.strategy!r} does not use an Azure AD credential")

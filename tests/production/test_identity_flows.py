@@ -196,3 +196,25 @@ def encrypted_certificate_pem(subject: str, passphrase: bytes) -> bytes:
         serialization.BestAvailableEncryption(passphrase),
     )
     return encrypted_key + certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_default_credential_finds_the_workload_identity(
+    trusted_tls: SecuredKusto, database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(
+        unsigned_token("api://AzureADTokenExchange", "sa", issuer=KUBERNETES_ISSUER)
+    )
+    # What the AKS workload identity webhook sets, besides the client and tenant ids.
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", trusted_tls.authority_host)
+    auth = AuthSettings(
+        strategy="default",
+        tenant=TENANT,
+        client_id="default-workload-app",
+        authority_host=trusted_tls.authority_host,
+    )
+    new = query_and_command(trusted_tls, database, auth)
+    assert [(g["flow"], g["client_id"], g["assertion_issuer"]) for g in new] == [
+        ("client_assertion", "default-workload-app", KUBERNETES_ISSUER)
+    ]
