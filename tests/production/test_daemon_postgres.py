@@ -90,6 +90,7 @@ def overlapping(records: list[dg.RunRecord]) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.timeout(DEADLINE_S + 120)
 def test_daemon_runs_partitions_concurrently_on_postgres(
     stack: StackConfig,
     kusto: KustoClient,
