@@ -117,9 +117,10 @@ def plan_backfill_op(context: dg.OpExecutionContext, config: BackfillConfig, sin
         context.instance.add_run_tags(context.run_id, {RANGE_TAG: f"backfill {request.describe()}"})
     with sink.runtime() as runtime:
         plan = plan_backfill(runtime, request)
+    replacing = f"; replacing {len(plan.replaced_batches)} batch(es)" if request.replace else ""
     context.log.info(
         f"backfill {request.describe()}: {plan.offsets} offsets in {len(plan.ranges)} "
-        f"chunk(s); {len(plan.replaced_batches)} batch(es) to replace"
+        f"chunk(s){replacing}"
     )
     for rng in plan.ranges:
         yield dg.DynamicOutput(Chunk(rng, request.table), mapping_key=mapping_key(rng))
