@@ -68,7 +68,9 @@ def executor_config(max_concurrent: int) -> dict[str, object]:
     """
     if max_concurrent == 1:
         return {"execution": {"config": {"in_process": {}}}}
-    start = {"forkserver": {"preload_modules": [__name__]}}
+    # Step processes rebuild the job from the definitions module (drain's job_for and the
+    # code location's defs both load it): preloaded, a fork finds it imported.
+    start = {"forkserver": {"preload_modules": ["pipelines.definitions"]}}
     multiprocess = {"max_concurrent": max_concurrent, "start_method": start}
     return {"execution": {"config": {"multiprocess": multiprocess}}}
 
