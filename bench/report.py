@@ -96,13 +96,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Scaling (exactly-once queued drain, JSON)",
             "",
-            "| partitions | workers | records | seconds | records/s |",
-            "|---:|---:|---:|---:|---:|",
+            "| partitions | workers | records | seconds | records/s | in runs s "
+            "| records/s in runs |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in results["scaling"]:
+            in_runs = (row.get("timeline") or {}).get("in_runs_s")
             lines.append(
                 f"| {row['partitions']} | {row['workers']} | {row['records']:,} | "
-                f"{row['seconds']:.1f} | {_num(row['records_per_s'])} |"
+                f"{row['seconds']:.1f} | {_num(row['records_per_s'])} | {_num(in_runs, 1)} | "
+                f"{_num(row.get('in_runs_records_per_s'))} |"
             )
         lines.append("")
     if results.get("memory"):
@@ -154,11 +157,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
         rows = sorted(
             (r for r in scaling if r["workers"] == workers), key=lambda r: r["partitions"]
         )
-        ax.plot(
+        line = ax.plot(
             [r["partitions"] for r in rows],
             [r["records_per_s"] / 1000 for r in rows],
             marker="o",
-            label=f"{workers} worker(s)",
+            label=f"{workers} worker(s), drain",
+        )
+        in_runs = [r for r in rows if r.get("in_runs_records_per_s")]
+        ax.plot(
+            [r["partitions"] for r in in_runs],
+            [r["in_runs_records_per_s"] / 1000 for r in in_runs],
+            marker="s",
+            linestyle="--",
+            color=line[0].get_color(),
+            label=f"{workers} worker(s), in runs",
         )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("partitions")
