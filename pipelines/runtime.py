@@ -7,16 +7,13 @@ sensors and the command line all run the same sink.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from azure.kusto.data import KustoClient
 from azure.kusto.ingest import ManagedStreamingIngestClient, QueuedIngestClient
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -30,8 +27,7 @@ from pipelines.config import (
 from pipelines.credentials import connection_string
 from pipelines.dead_letter import DeadLetterTopic, ForeignDeadLetters, same_cluster
 from pipelines.decode import make_decoder
-from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, StagedRange, stage_range
-from pipelines.errors import SinkError
+from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, deliver_range
 from pipelines.evolve import Target as EvolveTarget
 from pipelines.evolve import with_schema_checks
 from pipelines.ingest import IngestTarget, KustoIngestor
@@ -49,7 +45,6 @@ class SinkRuntime:
     _closing: ExitStack = field(default_factory=ExitStack, repr=False)
     _registries: dict[str, SchemaRegistryClient] = field(default_factory=dict, repr=False)
     _committers: dict[tuple[str, int], OffsetCommitter] = field(default_factory=dict, repr=False)
-    _reading: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _checked: bool = field(default=False, repr=False)
 
     # --- Kafka ---------------------------------------------------------------------------
@@ -224,47 +219,14 @@ class SinkRuntime:
 
     def deliver(self, rng: OffsetRange) -> DeliveryReport:
         """Deliver one range exactly once and commit it (see :mod:`pipelines.deliver`)."""
-        # First: its transactional id initialises while the range is read.
-        committer = self.committer(rng.topic, rng.partition)
-        return self._stage(rng).finish(committer)
-
-    def deliver_all(self, ranges: Sequence[OffsetRange]) -> list[DeliveryReport]:
-        """Deliver ``ranges``, reading each while the one before waits for Kusto.
-
-        Each range is staged (read, batched, handed to Kusto) on this thread, then settled
-        and committed on a worker thread while the next one is read: the wait for Kusto to
-        ingest a range's last batch no longer holds up the next range. Every range commits
-        on its own; the first error is raised once all have finished or failed.
-        """
-        reports: list[DeliveryReport] = []
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(1, thread_name_prefix="kusto-settle") as finishing:
-            pending: list[Future[DeliveryReport]] = []
-            for rng in ranges:
-                committer = self.committer(rng.topic, rng.partition)
-                try:
-                    staged = self._stage(rng)
-                except SinkError as error:
-                    errors.append(error)
-                    continue
-                pending.append(finishing.submit(staged.finish, committer))
-            for future in pending:
-                try:
-                    reports.append(future.result())
-                except SinkError as error:
-                    errors.append(error)
-        if errors:
-            raise errors[0]
-        return reports
-
-    def _stage(self, rng: OffsetRange) -> StagedRange:
         self.check()
         settings = self.settings
-        return stage_range(
+        return deliver_range(
             rng,
             self.routes(rng.topic),
-            read=self._read,
+            read=lambda r: read_range(self.consumer, r),
             ingestor=self.ingestor,
+            committer=self.committer(rng.topic, rng.partition),
             options=DeliveryOptions(
                 flush_size_bytes=settings.flush_size_bytes,
                 on_error=settings.behavior_on_error,
@@ -274,12 +236,6 @@ class SinkRuntime:
                 tempdir=settings.tempdir,
             ),
         )
-
-    def _read(self, rng: OffsetRange) -> Iterator[list[Message]]:
-        # One consumer for the runtime: a range settling on another thread may read its
-        # refused batches again (to split or dead-letter them) while the next is read.
-        with self._reading:
-            yield from read_range(self.consumer, rng)
 
     def close(self) -> None:
         self._closing.close()
