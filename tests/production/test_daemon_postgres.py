@@ -108,6 +108,8 @@ def test_daemon_runs_partitions_concurrently_on_postgres(
         value_converter={"kind": "json"},
         # Every lagging partition is the lag sensor's (ticks every 5 s), at once.
         lag_threshold_records=1,
+        # A sensor's run follows its partitions until they stay quiet this long.
+        flush_interval_ms=2000,
     )
     # The schema first, from one process: the daemon and its runs then only use it.
     instance = dg.DagsterInstance.get()
