@@ -146,6 +146,8 @@ class ScaleOut:
         }
         with SinkRuntime(load_settings(str(path))) as runtime:
             groups = split(runtime.plan(), workers)
+        # Timed from the workers' start, as the drain is timed from its command's start; the
+        # plan above is one broker round trip.
         began = time.monotonic()
         started = [self.start_run(home, env, name, i, group) for i, group in enumerate(groups)]
         for process, log in started:
