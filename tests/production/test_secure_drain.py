@@ -21,6 +21,7 @@ import pytest
 import yaml
 from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
 from confluent_kafka import Producer
+from cryptography.hazmat.primitives import serialization
 
 # One daemon helper for the production tests: the concurrency test's.
 from test_daemon_postgres import dagster_daemon, overlapping
@@ -45,20 +46,32 @@ pytestmark = [
 
 RECORDS = 3000
 PARTITIONS = 9  # the lag sensor puts at most eight partitions in a run: two runs
-KUSTO_SECRET = "kusto-client-secret-7Yq2"  # recognisable, so the grep can find leaks
+# Recognisable, so the grep can find leaks.
+KUSTO_SECRET = "kusto-client-secret-7Yq2"
+KEY_PASSPHRASE = "client-key-passphrase-Zr81"
 # Drained in about a minute on an idle machine; the margin is for a loaded one.
 DEADLINE_S = 240
 # The signature of an Azure Storage SAS token, whichever resource and expiry it is for.
 SAS_SIGNATURE = re.compile(r"\bsig=[A-Za-z0-9%+/]{20,}")
 
 
-def kafka_security_settings(broker: SecureKafka, listener: str) -> dict[str, object]:
-    if listener == "ssl":  # mutual TLS
+def kafka_security_settings(broker: SecureKafka, listener: str, home: Path) -> dict[str, object]:
+    if listener == "ssl":  # mutual TLS, with the client's key protected by a passphrase
+        key = serialization.load_pem_private_key(broker.client_key.read_bytes(), password=None)
+        protected = home / "client-protected.key"
+        protected.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(KEY_PASSPHRASE.encode()),
+            )
+        )
         return {
             "protocol": "SSL",
             "ssl_ca_location": str(broker.ca_pem),
             "ssl_certificate_location": str(broker.client_certificate),
-            "ssl_key_location": str(broker.client_key),
+            "ssl_key_location": str(protected),
+            "ssl_key_password": "${env:SINK_KEY_PASSPHRASE}",
         }
     return {
         "protocol": "SASL_SSL",
@@ -122,6 +135,7 @@ def test_drain_secured_kafka_into_token_kusto_on_postgres(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(secured_kusto.ca_pem))
     monkeypatch.setenv("SINK_KAFKA_PASSWORD", secure_kafka.password)
     monkeypatch.setenv("SINK_KUSTO_SECRET", KUSTO_SECRET)
+    monkeypatch.setenv("SINK_KEY_PASSPHRASE", KEY_PASSPHRASE)
 
     topic = unique_name
     create_topic(secure_kafka.bootstrap("internal"), topic, PARTITIONS)
@@ -141,7 +155,7 @@ def test_drain_secured_kafka_into_token_kusto_on_postgres(
                 "name": unique_name,
                 "kafka": {
                     "bootstrap_servers": secure_kafka.bootstrap(listener),
-                    "security": kafka_security_settings(secure_kafka, listener),
+                    "security": kafka_security_settings(secure_kafka, listener, tmp_path),
                 },
                 "kusto": {
                     "ingestion_url": secured_kusto.url,
@@ -189,7 +203,7 @@ def test_drain_secured_kafka_into_token_kusto_on_postgres(
     logs = (*secured_kusto.log_files, *secure_kafka.home.glob("*.log"))
     places = places_to_search(dagster_postgres_home, capfd.readouterr(), logs)
     assert "postgres table runs" in places and "postgres table event_logs" in places
-    for secret in (secure_kafka.password, KUSTO_SECRET):
+    for secret in (secure_kafka.password, KUSTO_SECRET, KEY_PASSPHRASE):
         assert [place for place, text in places.items() if secret in text] == []
     sas = {place: SAS_SIGNATURE.findall(text) for place, text in places.items()}
     assert {place: found for place, found in sas.items() if found} == {}
