@@ -73,7 +73,8 @@ def secured_kusto(
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server of Debian's package on a free loopback port, for this session."""
     if postgres.binaries() is None:
-        pytest.skip("PostgreSQL binaries not found: apt-get install -y postgresql")
+        # A failure, not a skip: .ci/run installs them, so their absence is a broken setup.
+        pytest.fail("PostgreSQL binaries not found: apt-get install -y postgresql")
     with postgres.temporary_postgres() as url:
         yield url
 
