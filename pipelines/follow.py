@@ -28,7 +28,7 @@ from pipelines.plan import AutoOffsetReset, OffsetRange, PartitionState, TopicPa
 POLL_S = 0.5
 
 States = Callable[[], Mapping[TopicPartition, PartitionState]]
-Planner = Callable[[Mapping[TopicPartition, PartitionState]], list[OffsetRange]]
+Planner = Callable[[dict[TopicPartition, PartitionState]], list[OffsetRange]]
 
 
 @dataclass(frozen=True)

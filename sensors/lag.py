@@ -60,7 +60,7 @@ def in_flight_partitions(
     """
     tags = {SINK_TAG: sink_name}
     statuses = IN_FLIGHT if daemon else RUNNING
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=statuses, tags=tags))
+    runs = list(instance.get_runs(filters=dg.RunsFilter(statuses=statuses, tags=tags)))
     if daemon:
         recently_failed = instance.get_runs(
             filters=dg.RunsFilter(
