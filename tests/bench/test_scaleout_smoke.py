@@ -22,7 +22,7 @@ def test_ranges_are_dealt_to_workers_without_empty_runs():
     assert len(scaleout.split(ranges[:1], 4)) == 1
 
 
-# ~1 min on an idle machine; five processes start Dagster here, which on a machine loaded
+# 29 s at load average 3; five processes start Dagster here, which on a machine loaded
 # by other suites takes minutes.
 @pytest.mark.timeout(900)
 def test_two_workers_both_ways_deliver_each_record_once(stack: StackConfig, tmp_path: Path):
