@@ -45,9 +45,9 @@ def _running(server: Server, run_dir: Path) -> Iterator[None]:
         stop(run_dir, server.name, server.stop_timeout)
 
 
-# Module scope: this second emulator shares Azurite, and with it the ingestion queue, with
-# the stack's emulator; alive while other tests ingest, it would take their batches.
-@pytest.fixture(scope="module")
+# Session scope: the second emulator's ingestion queues and containers carry a prefix of their
+# own, so it never takes the stack emulator's batches (nor they its).
+@pytest.fixture(scope="session")
 def secured_kusto(
     stack: StackConfig,
     secure_kafka: kafka_security.SecureKafka,
