@@ -18,7 +18,6 @@ from pydantic import Field
 
 from pipelines.backfill import BackfillRequest, backfill_range, parse_position, plan_backfill
 from pipelines.config import SinkSettings
-from pipelines.deliver import DeliveryReport
 from pipelines.jobs import (
     PARTITIONS_TAG,
     RANGE_TAG,
@@ -136,11 +135,13 @@ def build_backfill_job(settings: SinkSettings) -> dg.JobDefinition:
         into = f" into {chunk.table}" if chunk.table else ""
         context.log.info(f"backfill {chunk.range}{into}")
 
-        def attempt() -> list[DeliveryReport]:
-            with sink.runtime() as runtime:
-                return backfill_range(runtime, chunk.range, chunk.table)
-
-        reports = run_delivery(context, chunk.range, attempt, kind="backfill")
+        reports = run_delivery(
+            context,
+            sink,
+            chunk.range,
+            lambda runtime: backfill_range(runtime, chunk.range, chunk.table),
+            kind="backfill",
+        )
         if not reports:
             context.log.info(f"backfill {chunk.range}: the table already holds every offset")
 

@@ -1,13 +1,17 @@
-"""Drain: launch delivery runs through the Dagster instance until no partition lags.
+"""Runs of the sink's jobs through the Dagster instance, launched from the command line:
+``drain`` (delivery runs until no partition lags) here, backfills in
+:mod:`pipelines.backfill_runs`.
 
 Runs go through the instance (``DAGSTER_HOME``) like the sensors' runs do, so they show in
-the Dagster UI with their steps, logs and batch materializations.
+the Dagster UI with their steps, logs and batch materializations, and can be re-executed
+there on their own.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -19,11 +23,45 @@ from pipelines.runtime import SinkRuntime
 from sensors.lag import group_ranges, in_flight_partitions
 
 BUSY_POLL_S = 2.0
+# The terminal shows what each step did; Dagster's own events (step started, input
+# loaded, ...) stay in the run's event log in the UI.
+CONSOLE_INFO: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def job_for(config_path: str) -> dg.JobDefinition:
-    """The delivery job of one settings file; module-level so run workers can rebuild it."""
-    return build_definitions(config_path).get_job_def("deliver_ranges")
+def job_for(config_path: str, job_name: str) -> dg.JobDefinition:
+    """A job of one settings file; module-level so run workers can rebuild it."""
+    return build_definitions(config_path).get_job_def(job_name)
+
+
+@contextmanager
+def run_job(
+    config_path: str,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    run_config: dict[str, object],
+    tags: dict[str, str],
+    *,
+    doing: str,
+    then: str = "",
+) -> Iterator[dg.ExecuteJobResult]:
+    """Execute one run of ``job_name`` through ``instance``, its result open in the block.
+
+    A failed run raises once the block is done, naming the run and what it was ``doing``
+    (and what to do ``then``).
+    """
+    job = dg.build_reconstructable_job(
+        __name__, "job_for", reconstructable_args=(config_path, job_name)
+    )
+    began = time.monotonic()
+    with dg.execute_job(
+        job, instance=instance, run_config={**run_config, **CONSOLE_INFO}, tags=tags
+    ) as result:
+        yield result
+    if not result.success:
+        raise RuntimeError(
+            f"run {result.run_id} {doing} failed after {time.monotonic() - began:.0f}s; "
+            f"see its logs in the Dagster UI{then}"
+        )
 
 
 @dataclass
@@ -48,7 +86,6 @@ def drain(
     once: 1 delivers them one after another in this process, more start that many step
     processes at a time.
     """
-    job = dg.build_reconstructable_job(__name__, "job_for", reconstructable_args=(config_path,))
     progress = DrainProgress()
     while progress.runs < max_runs:
         # Only runs already running: queued runs and retries wait for a daemon that may
@@ -63,19 +100,15 @@ def drain(
             time.sleep(BUSY_POLL_S)
             continue
         for group in group_ranges(ranges):
-            began = time.monotonic()
-            with dg.execute_job(
-                job,
-                instance=instance,
-                run_config={**run_config(group), **executor_config(max_concurrent)},
-                tags=run_tags(runtime.settings.name, group),
+            with run_job(
+                config_path,
+                "deliver_ranges",
+                instance,
+                {**run_config(group), **executor_config(max_concurrent)},
+                run_tags(runtime.settings.name, group),
+                doing=f"delivering {', '.join(map(str, group))}",
             ) as result:
                 progress.runs += 1
                 on_run(group, result.dagster_run)
-                if not result.success:
-                    raise RuntimeError(
-                        f"run {result.run_id} delivering {', '.join(map(str, group))} failed "
-                        f"after {time.monotonic() - began:.0f}s; see its logs in the Dagster UI"
-                    )
             progress.records += sum(r.records for r in group)
     return progress

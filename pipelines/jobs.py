@@ -23,6 +23,7 @@ from pipelines.follow import FollowPolicy, follow
 from pipelines.ingest import Receipt
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.read import partition_states
+from pipelines.runtime import SinkRuntime
 from resources.sink import SinkResource
 
 SINK_TAG = "kusto-sink/sink"
@@ -153,19 +154,22 @@ def retry_policy(settings: SinkSettings) -> dg.RetryPolicy:
 
 def run_delivery(
     context: dg.OpExecutionContext,
+    sink: SinkResource,
     rng: OffsetRange,
-    deliver: Callable[[], list[DeliveryReport]],
+    deliver: Callable[[SinkRuntime], list[DeliveryReport]],
     *,
     kind: str,
 ) -> list[DeliveryReport]:
-    """Run one delivery attempt of ``rng`` and report it: batches, counters, a log line.
+    """Run one delivery attempt of ``rng`` with the sink's clients and report it: batches,
+    counters, a log line. Live delivery and backfills differ only in ``deliver``.
 
     Errors become Dagster's: transient ones are retried by the step's policy, terminal
     ones (a bad record under behavior.on.error=fail, a commit conflict) fail the step at
     once, since they would fail the same way again.
     """
     try:
-        reports = deliver()
+        with sink.runtime() as runtime:
+            reports = deliver(runtime)
     except SinkError as error:
         context.log_event(
             metrics.delivery_observation(rng, metrics.failed(), kind=kind, error=str(error))
@@ -194,11 +198,7 @@ def run_delivery(
 
 
 def _deliver_live(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
-    def attempt() -> list[DeliveryReport]:
-        with sink.runtime() as runtime:
-            return [runtime.deliver(rng)]
-
-    run_delivery(context, rng, attempt, kind="live")
+    run_delivery(context, sink, rng, lambda runtime: [runtime.deliver(rng)], kind="live")
 
 
 def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
