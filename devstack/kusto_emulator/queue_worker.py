@@ -157,8 +157,9 @@ class QueueWorker:
                 visibility_timeout=_VISIBILITY_TIMEOUT_SECONDS,
             )
         )
-        for message in messages:
+        for index, message in enumerate(messages):
             if self._stop.is_set():
+                self._release(messages[index:])
                 break
             try:
                 ingestion = parse_message(message.content)
@@ -171,6 +172,15 @@ class QueueWorker:
             self._handle(ingestion)
             self._ingestion_queue.delete_message(message)
         return len(messages)
+
+    def _release(self, messages: list[QueueMessage]) -> None:
+        """Make messages received but not handled visible again at once: stopping must not
+        hide them for the whole visibility timeout."""
+        for message in messages:
+            try:
+                self._ingestion_queue.update_message(message, visibility_timeout=0)
+            except AzureError as error:
+                logger.warning("cannot release ingestion message %s: %s", message.id, error)
 
     def _deferred(self, message: QueueMessage, ingestion: QueuedIngestion) -> bool:
         """Whether a delay fault holds the message back; it then reappears when due.
