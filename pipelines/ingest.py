@@ -157,34 +157,50 @@ class KustoIngestor:
         reported failed since they were submitted, each with its failure.
 
         One extent listing per table and partition answers for all its pending batches;
-        failures are asked for only while some batch is unconfirmed, and only those of
-        the table since the oldest pending submission.
+        failures are asked for only while some batch is unconfirmed, and only those since
+        the oldest pending submission.
         """
         groups: dict[tuple[IngestTarget, str, int], list[Receipt]] = {}
         for receipt in receipts:
             if not receipt.confirmed:
                 groups.setdefault(receipt.key, []).append(receipt)
         failed: list[tuple[Receipt, IngestionFailed]] = []
-        now = datetime.now(UTC)
         for (target, topic, partition), group in groups.items():
-            held = {e.batch_id for e in self._extents(target, topic, partition)}
-            for receipt in group:
-                if receipt.batch.batch_id in held:
-                    receipt.confirmed = True
-                    receipt.confirm_seconds = (now - receipt.submitted_at).total_seconds()
+            self._confirm_held(group, target, topic, partition)
             unconfirmed = [r for r in group if not r.confirmed]
-            if unconfirmed:
-                failed += self._failures(target, unconfirmed)
+            group_failed = self._failures(target, unconfirmed) if unconfirmed else []
+            if group_failed:
+                # A twin submission of a batch (a replay, a re-sent upload) may have landed
+                # between the two listings: Kusto then reports this one skipped
+                # (ingestIfNotExists), which is no refusal. Look once more before believing it.
+                self._confirm_held(group, target, topic, partition)
+                group_failed = [(r, f) for r, f in group_failed if not r.confirmed]
+            failed += group_failed
         return failed
+
+    def _confirm_held(
+        self,
+        group: list[Receipt],
+        target: IngestTarget,
+        topic: str,
+        partition: int,
+    ) -> None:
+        held = {e.batch_id for e in self._extents(target, topic, partition)}
+        now = datetime.now(UTC)
+        for receipt in group:
+            if not receipt.confirmed and receipt.batch.batch_id in held:
+                receipt.confirmed = True
+                receipt.confirm_seconds = (now - receipt.submitted_at).total_seconds()
 
     def _failures(
         self, target: IngestTarget, receipts: list[Receipt]
     ) -> list[tuple[Receipt, IngestionFailed]]:
         by_source = {str(r.source_id): r for r in receipts}
         since = min(r.submitted_at for r in receipts) - _CLOCK_SKEW
+        # Not filtered by table: a failure in an update policy may name the policy's target
+        # table. Failures are matched to batches by source id.
         command = (
             f".show ingestion failures | where FailedOn >= datetime({since:%Y-%m-%dT%H:%M:%S.%fZ})"
-            f" and Table == '{_kql_escape(target.table)}'"
         )
         found: dict[str, tuple[Receipt, IngestionFailed]] = {}
         with kusto_errors(f"reading ingestion failures of {target.database}.{target.table}"):
@@ -246,7 +262,3 @@ class KustoIngestor:
             drop_by_tags=[tag],
             report_level=ReportLevel.FailuresOnly,
         )
-
-
-def _kql_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
