@@ -93,7 +93,7 @@ class Sink:
 
 
 @pytest.fixture
-def sink(stack, make_topic, unique_name, tmp_path, monkeypatch) -> Iterator[Sink]:
+def sink(stack, make_topic, unique_name, write_settings, tmp_path, monkeypatch) -> Iterator[Sink]:
     """A sink's settings, topic and tables, and a DAGSTER_HOME for it."""
     kusto = KustoClient(KustoConnectionStringBuilder.with_no_authentication(stack.kusto_url))
     topic, db = make_topic(partitions=2), unique_name
@@ -112,20 +112,10 @@ def sink(stack, make_topic, unique_name, tmp_path, monkeypatch) -> Iterator[Sink
             )
         assert producer.flush(30) == 0
 
-    settings = {
-        "name": topic,
-        "kafka": {"bootstrap_servers": stack.bootstrap_servers},
-        "kusto": {"ingestion_url": stack.kusto_url},
-        "topics": [topic],
-        "mappings": [
-            {"topic": topic, "db": db, "table": "Events", "format": "json", "mapping": "ids"}
-        ],
-        "value_converter": {"kind": "json"},
-        "flush_size_bytes": 4_000,
-        "tempdir": str(tmp_path / "staging"),
-    }
-    config = tmp_path / "sink.yaml"
-    config.write_text(yaml.safe_dump(settings))
+    mapping = {"topic": topic, "db": db, "table": "Events", "format": "json", "mapping": "ids"}
+    config = write_settings(
+        topic, [mapping], value_converter={"kind": "json"}, flush_size_bytes=4_000
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(INSTANCE_SETTINGS)
