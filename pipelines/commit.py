@@ -99,7 +99,6 @@ class OffsetCommitter:
         self._transactional_id = transactional_id
         self._producer: Producer | None = None
         self._initialising: Future[Producer] | None = None
-        self.prepare()
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -110,6 +109,8 @@ class OffsetCommitter:
                 "isolation.level": "read_committed",
             }
         )
+        # After the consumer: a failing constructor must leave no producer thread behind.
+        self.prepare()
 
     def prepare(self) -> None:
         """A delivery begins: start fencing older instances unless this committer's producer
@@ -228,7 +229,8 @@ class OffsetCommitter:
         self._consumer.close()
         initialising, self._initialising = self._initialising, None
         if initialising is not None:
-            with contextlib.suppress(SinkError):
+            # Its error (already raised to the delivery, or moot now) must not mask another.
+            with contextlib.suppress(SinkError, KafkaException):
                 self._producer = initialising.result()
         self._drop_producer()
 
