@@ -40,7 +40,14 @@ def kusto_errors(what: str) -> Iterator[None]:
                 f"{what}: {api_error.description}", permanent=True, error_code=api_error.code
             ) from e
         raise KustoUnavailable(f"{what}: {api_error.description}") from e
-    except (KustoNetworkError, KustoServiceError, AzureError, OSError) as e:
+    except KustoNetworkError as e:
+        # The SDK's text is the same for a refused connection and an untrusted certificate:
+        # the innermost cause tells them apart.
+        text, cause = _without_sas(e)
+        root = _chain(e)[-1]
+        reason, _ = _without_sas(root)
+        raise KustoUnavailable(f"{what}: {text} ({type(root).__name__}: {reason})") from cause
+    except (KustoServiceError, AzureError, OSError) as e:
         text, cause = _without_sas(e)
         raise KustoUnavailable(f"{what}: {text}") from cause
     except KustoBlobError as e:
@@ -55,6 +62,15 @@ def kusto_errors(what: str) -> Iterator[None]:
         raise IngestionFailed(f"{what}: {text}", permanent=True) from cause
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes, outermost first."""
+    chain = [error]
+    while (inner := error.__cause__ or error.__context__) is not None and inner not in chain:
+        chain.append(inner)
+        error = inner
+    return chain
+
+
 # A storage URL's query string is its SAS token: a credential.
 _URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
 
@@ -63,7 +79,9 @@ def _without_sas(
     error: BaseException, chained: BaseException | None = None
 ) -> tuple[str, BaseException | None]:
     """``error``'s text with URL query strings (SAS tokens) cut out, and the exception to
-    chain: none when something was cut, since a chained cause's text reaches logs too."""
+    chain: none when any text in its chain holds one, since a chained cause reaches logs too."""
     text = str(error)
     clean = _URL_QUERY.sub(r"\1?<redacted>", text)
-    return clean, (chained or error) if clean == text else None
+    chain = _chain(chained or error)
+    secret = any(_URL_QUERY.search(str(cause)) for cause in [*chain, *_chain(error)])
+    return clean, None if secret else chain[0]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 from azure.core.exceptions import ServiceRequestError
+from azure.kusto.data.exceptions import KustoNetworkError
+from requests.exceptions import ConnectionError as RequestsConnectionError
 
 from pipelines.errors import KustoUnavailable
 from pipelines.kusto_errors import kusto_errors
@@ -27,3 +31,27 @@ def test_errors_without_urls_keep_their_cause() -> None:
         with kusto_errors("listing extents"):
             raise ConnectionResetError("reset by peer")
     assert isinstance(raised.value.__cause__, ConnectionResetError)
+
+
+@pytest.mark.parametrize(
+    ("inner", "says"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "ConnectionRefusedError"),
+        (ssl.SSLCertVerificationError("certificate verify failed"), "certificate verify failed"),
+    ],
+)
+def test_network_errors_say_what_failed_underneath(inner: Exception, says: str) -> None:
+    """The SDK says only "Failed to process network request" for both."""
+    with pytest.raises(KustoUnavailable) as raised:
+        with kusto_errors("reading extents of db.T"):
+            try:
+                try:
+                    raise inner
+                except OSError as e:
+                    raise RequestsConnectionError(f"max retries exceeded: {SAS_URL}") from e
+            except RequestsConnectionError as e:
+                raise KustoNetworkError("https://127.0.0.1:8443/v1/rest/mgmt") from e
+    text = str(raised.value)
+    assert "Failed to process network request" in text and says in text
+    assert "S3cr3tSig" not in text
+    assert raised.value.__cause__ is None, "a cause deeper down holds a SAS token"
