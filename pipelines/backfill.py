@@ -35,8 +35,6 @@ the batches atomically, without the duplicate window; the local emulator has no 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,7 +44,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipelines.config import DeadLetterSettings
 from pipelines.dead_letter import DeadLetterTopic
-from pipelines.deliver import CRASH_AT_ENV, DeliveryOptions, DeliveryReport, Route, deliver_range
+from pipelines.deliver import DeliveryOptions, DeliveryReport, Route, crash_point, deliver_range
 from pipelines.errors import ConfigError
 from pipelines.extents import BatchExtent, batch_extents, drop_extents
 from pipelines.ingest import IngestTarget, kusto_errors
@@ -363,7 +361,7 @@ def _drop_covered_retired(
     covered = [e for e in retired if not missing_spans(held, e.first_offset, e.last_offset + 1)]
     if not covered:
         return
-    _crash_point("backfill_before_drop")
+    crash_point("backfill_before_drop")
     dropped = drop_extents(runtime.query_client, target.database, target.table, covered)
     log.info(
         "topic=%s partition=%d: dropped %d replaced extent(s) of %s.%s",
@@ -373,12 +371,6 @@ def _drop_covered_retired(
         target.database,
         target.table,
     )
-
-
-def _crash_point(name: str) -> None:
-    # Test-only, like pipelines.deliver's: the fault tests SIGKILL the process here.
-    if os.environ.get(CRASH_AT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _below_live_sink(

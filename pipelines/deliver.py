@@ -325,7 +325,7 @@ class _Delivery:
                 now = datetime.now(UTC)
                 receipt = Receipt(batch, route.target, uuid.uuid4(), now, "streaming", 0.0)
                 self.refused.append(Refusal(receipt, error))
-            _crash_point("after_first_submit")
+            crash_point("after_first_submit")
         return receipts
 
     def _on_bad_record(self, failure: DeadLetter, route: Route) -> None:
@@ -485,7 +485,7 @@ def _commit(
             )
         else:
             in_transaction += [(target.topic, letter) for letter in found]
-    _crash_point("before_commit")
+    crash_point("before_commit")
     attempts = 0
 
     def commit() -> None:
@@ -503,7 +503,8 @@ def _commit(
     options.retry.call(f"committing {rng}", commit)
 
 
-def _crash_point(name: str) -> None:
+def crash_point(name: str) -> None:
+    """Test-only: the fault tests SIGKILL the process at the point named by $CRASH_AT_ENV."""
     if os.environ.get(CRASH_AT_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
