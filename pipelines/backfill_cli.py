@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
-import dagster as dg
 
 from pipelines.backfill import BackfillRequest, Position, parse_position, plan_backfill
+from pipelines.cli_options import config_option, dagster_instance
 from pipelines.config import config_path, load_settings
 from pipelines.errors import SinkError
 from pipelines.runtime import SinkRuntime
@@ -38,7 +37,7 @@ def _partitions(
 
 
 @click.command()
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
 @click.option("--topic", required=True, help="Kafka topic to read again")
 @click.option("--partitions", callback=_partitions, help="e.g. 0,2 (default: all)")
 @click.option("--from", "start", type=_PositionType(), required=True, help="offset or ISO time")
@@ -67,8 +66,6 @@ def backfill(
 
     path = str(config_path(config_file))
     request = BackfillRequest(topic, start, end, partitions, table, replace)
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     try:
         with SinkRuntime(load_settings(path)) as runtime:
             plan = plan_backfill(runtime, request)
@@ -78,7 +75,7 @@ def backfill(
             f"run(s){replacing}"
         )
         with (
-            dg.DagsterInstance.get() as instance,
+            dagster_instance() as instance,
             click.progressbar(length=plan.offsets, label="offsets", show_pos=True) as bar,
         ):
             progress = run_backfill(

@@ -12,6 +12,9 @@ import dagster as dg
 from pipelines.config import CONFIG_ENV, SinkSettings, config_path, load_settings
 from pipelines.errors import ConfigError
 
+# In a source checkout (`pip install -e`), the repository's dagster.yaml.
+PROJECT_INSTANCE_SETTINGS = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
 config_option = click.option(
     "-c",
     "--config",
@@ -30,9 +33,25 @@ def settings_of(config_file: Path | None) -> SinkSettings:
         raise click.ClickException(str(error)) from None
 
 
+def dagster_home() -> Path:
+    """``$DAGSTER_HOME``, by default ``./dagster_home`` (the one ``dagster dev`` and ``make
+    demo`` use when started from the repository), made when missing.
+
+    The default home gets the project's instance settings (run queue, tag limits, run retries)
+    linked in when it has none, as ``make demo`` does: without them Dagster would run with
+    its own defaults, none of which bound the sink's runs.
+    """
+    chosen = os.environ.get("DAGSTER_HOME")
+    home = Path(chosen) if chosen else Path("dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not chosen and not settings.exists() and PROJECT_INSTANCE_SETTINGS.exists():
+        settings.symlink_to(PROJECT_INSTANCE_SETTINGS)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
 def dagster_instance() -> dg.DagsterInstance:
-    """The instance of ``$DAGSTER_HOME``, by default ``./dagster_home`` (the one ``dagster dev``
-    and ``make demo`` use when started from the repository)."""
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    """The instance of :func:`dagster_home`."""
+    dagster_home()
     return dg.DagsterInstance.get()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
-import dagster as dg
 
+from pipelines.cli_options import dagster_instance
 from pipelines.config import SinkSettings
 from pipelines.definitions import asset_specs
 from pipelines.reconcile_job import reconcile_table, record_evaluation
@@ -20,10 +17,9 @@ def reconcile_or_fail(settings: SinkSettings) -> None:
 
     Each result is recorded as the table's check evaluation, so the UI shows it too.
     """
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
     tables = [a.key for a in asset_specs(settings) if a.key.path[0] == "kusto"]
     failed = []
-    with SinkRuntime(settings) as runtime, dg.DagsterInstance.get() as instance:
+    with SinkRuntime(settings) as runtime, dagster_instance() as instance:
         for key in tables:
             result = reconcile_table(runtime, instance, key)
             record_evaluation(instance, key, result)
