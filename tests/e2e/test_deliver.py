@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from azure.kusto.data import KustoClient
-from e2e_helpers import create_event_table, event, id_checksum
+from e2e_helpers import create_event_table, event, events_mapping, id_checksum
 
 from pipelines.config import ConfigError, load_settings
 from pipelines.extents import batch_extents, drop_extents
@@ -27,15 +27,7 @@ def test_json_topic_lands_exactly_once_and_offsets_are_committed(
     produce(topic, [event(i) for i in range(3000)])
     path = write_settings(
         topic,
-        [
-            {
-                "topic": topic,
-                "db": kusto_db,
-                "table": "Events",
-                "format": "multijson",
-                "mapping": "events_json",
-            }
-        ],
+        [events_mapping(topic, kusto_db)],
         value_converter={"kind": "json"},
         flush_size_bytes=40_000,
     )
@@ -71,13 +63,7 @@ def test_replaying_a_range_kusto_holds_adds_nothing(
     topic = make_topic(partitions=1)
     create_event_table(kusto, kusto_db, "Events")
     produce(topic, [event(i) for i in range(500)], partitions=1)
-    mapping = {
-        "topic": topic,
-        "db": kusto_db,
-        "table": "Events",
-        "format": "multijson",
-        "mapping": "events_json",
-    }
+    mapping = events_mapping(topic, kusto_db)
     path = write_settings(topic, [mapping], value_converter={"kind": "json"})
     settings = load_settings(path)
     with SinkRuntime(settings) as runtime:
@@ -122,13 +108,7 @@ def test_latest_starts_where_the_topic_ended_when_the_sink_first_saw_it(
     topic = make_topic(partitions=1)
     create_event_table(kusto, kusto_db, "Events")
     produce(topic, [event(i) for i in range(10)], partitions=1)  # before the sink existed
-    mapping = {
-        "topic": topic,
-        "db": kusto_db,
-        "table": "Events",
-        "format": "multijson",
-        "mapping": "events_json",
-    }
+    mapping = events_mapping(topic, kusto_db)
     kafka = {"bootstrap_servers": stack.bootstrap_servers, "auto_offset_reset": "latest"}
     path = write_settings(topic, [mapping], value_converter={"kind": "json"}, kafka=kafka)
     with SinkRuntime(load_settings(path)) as runtime:
@@ -148,13 +128,7 @@ def test_a_replay_cuts_an_unconfirmed_batch_between_held_ones_with_its_own_id(
     topic = make_topic(partitions=1)
     create_event_table(kusto, kusto_db, "Events")
     produce(topic, [event(i) for i in range(300)], partitions=1)
-    mapping = {
-        "topic": topic,
-        "db": kusto_db,
-        "table": "Events",
-        "format": "multijson",
-        "mapping": "events_json",
-    }
+    mapping = events_mapping(topic, kusto_db)
     first = write_settings(
         topic, [mapping], value_converter={"kind": "json"}, flush_size_bytes=9_000
     )
