@@ -36,6 +36,11 @@ RANGES_PER_RUN = 8
 # A live run's longest life: long enough that its start-up is paid rarely, short enough
 # that its event log stays small and new code or partitions are picked up within minutes.
 FOLLOW_SECONDS = 300.0
+# A live run outliving this has lost its worker (killed outright, its pod evicted): Dagster's
+# run monitoring fails it and run retries start it again, so its partitions are not held
+# busy for ever. Generous: a run delivers up to RANGES_PER_RUN ranges before it follows.
+LIVE_RUN_MAX_SECONDS = 3600
+MAX_RUNTIME_TAG = "dagster/max_runtime"
 # The daemon looks at its sensors every 5 s at most (dagster._daemon.sensor's loop). A tick
 # is due when the time since the last one reaches the minimum interval, and the loop comes
 # back just short of 5 s later: an interval of N s gives ticks every N + 5 s.
@@ -99,7 +104,7 @@ def run_requests(
                 **run_config(group, follow_seconds=FOLLOW_SECONDS),
                 **executor_config(settings.tasks_max),
             },
-            tags=run_tags(settings.name, group),
+            tags={**run_tags(settings.name, group), MAX_RUNTIME_TAG: str(LIVE_RUN_MAX_SECONDS)},
         )
         for group in group_ranges(with_ranges)
     ]

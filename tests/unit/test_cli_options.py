@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -23,6 +24,8 @@ def test_the_default_home_gets_the_projects_instance_settings(
     limits = settings["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert {limit["key"] for limit in limits} >= {"kusto-sink/sink", "kusto-sink/backfill"}
     assert dagster_home() == home, "a second call changes nothing"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled, "dead run workers would hold partitions"
 
 
 def test_a_home_the_user_chose_is_left_as_it_is(

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pipelines.config import SinkSettings
 from pipelines.follow import FollowPolicy
 from pipelines.plan import PartitionState, TopicPartition
-from sensors.lag import FOLLOW_SECONDS, run_requests, tick_interval
+from sensors.lag import (
+    FOLLOW_SECONDS,
+    LIVE_RUN_MAX_SECONDS,
+    MAX_RUNTIME_TAG,
+    run_requests,
+    tick_interval,
+)
 
 
 def sink(**changes: object) -> SinkSettings:
@@ -50,6 +56,8 @@ def test_a_run_request_delivers_its_ranges_then_follows_their_partitions():
         (1, 0, 40),
     ]
     assert config["follow_seconds"] == FOLLOW_SECONDS
+    # Run monitoring ends a run whose worker died; a healthy one ends long before.
+    assert float(request.tags[MAX_RUNTIME_TAG]) == LIVE_RUN_MAX_SECONDS > 2 * FOLLOW_SECONDS
 
 
 def test_streaming_topics_are_followed_without_waiting_for_the_flush_interval():
