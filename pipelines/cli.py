@@ -8,14 +8,14 @@ drain` should not wait for the imports of `kusto-sink devstack` (or the other wa
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from pipelines.config import CONFIG_ENV, config_path, load_settings
+from pipelines.cli_options import config_option, dagster_instance
+from pipelines.config import config_path, load_settings
 from pipelines.errors import ConfigError, SinkError
 
 if TYPE_CHECKING:
@@ -46,16 +46,6 @@ class LazyGroup(click.Group):
         module, attribute = LAZY_COMMANDS[cmd_name].split(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
-
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Settings: YAML, or a Kafka Connect .properties/.json file (default: ${CONFIG_ENV})",
-)
 
 
 @click.group(cls=LazyGroup)
@@ -133,18 +123,15 @@ def plan(config_file: Path | None) -> None:
 )
 def drain(config_file: Path | None, workers: int) -> None:
     """Launch delivery runs through the Dagster instance until no partition lags."""
-    import dagster as dg
 
     from pipelines.drain import drain as drain_all
 
     path, runtime = _runtime(config_file)
-    os.environ.setdefault("DAGSTER_HOME", str(Path("dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
     def report(ranges: list, run: dg.DagsterRun) -> None:
         click.echo(f"run {run.run_id[:8]} {run.status.value}: {', '.join(map(str, ranges))}")
 
-    with runtime, dg.DagsterInstance.get() as instance:
+    with runtime, dagster_instance() as instance:
         try:
             progress = drain_all(path, runtime, instance, max_concurrent=workers, on_run=report)
         except (RuntimeError, SinkError) as error:

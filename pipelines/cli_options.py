@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import dagster as dg
 
 from pipelines.config import CONFIG_ENV, SinkSettings, config_path, load_settings
 from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 # In a source checkout (`pip install -e`), the repository's dagster.yaml.
 PROJECT_INSTANCE_SETTINGS = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -53,5 +56,7 @@ def dagster_home() -> Path:
 
 def dagster_instance() -> dg.DagsterInstance:
     """The instance of :func:`dagster_home`."""
+    import dagster as dg  # not at the top: commands that need no instance start faster
+
     dagster_home()
     return dg.DagsterInstance.get()

@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 import pytest
-from e2e_helpers import create_event_table, event
+from e2e_helpers import create_event_table, event, events_mapping
 
 from pipelines.config import load_settings
 from pipelines.definitions import build_definitions
@@ -22,13 +22,7 @@ def events_sink(kusto, kusto_db, make_topic, produce, write_settings):
     topic = make_topic(partitions=2)
     create_event_table(kusto, kusto_db, "Events")
     produce(topic, [event(i) for i in range(400)], partitions=2)
-    mapping = {
-        "topic": topic,
-        "db": kusto_db,
-        "table": "Events",
-        "format": "multijson",
-        "mapping": "events_json",
-    }
+    mapping = events_mapping(topic, kusto_db)
     path = write_settings(topic, [mapping], value_converter={"kind": "json"})
     return topic, kusto_db, path
 
@@ -60,13 +54,7 @@ def test_a_following_run_delivers_records_that_arrive_after_its_ranges(
     topic = make_topic(partitions=2)
     create_event_table(kusto, kusto_db, "Events")
     produce(topic, [event(i) for i in range(200)], partitions=2)
-    mapping = {
-        "topic": topic,
-        "db": kusto_db,
-        "table": "Events",
-        "format": "multijson",
-        "mapping": "events_json",
-    }
+    mapping = events_mapping(topic, kusto_db)
     path = write_settings(
         topic, [mapping], value_converter={"kind": "json"}, flush_interval_ms=1000
     )

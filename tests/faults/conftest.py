@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from azure.kusto.data import KustoClient
-from e2e.e2e_helpers import create_event_table
+from e2e.e2e_helpers import create_event_table, events_mapping
 from fault_helpers import RETRY, FaultSink, Ledger
 
 from devstack.stack import StackConfig, down, up
@@ -81,11 +81,7 @@ def fault_sink(
             kusto.execute_mgmt(kusto_db, ".alter table Events policy streamingingestion enable")
         dlq, misc = make_topic(partitions=1), make_topic(partitions=1)
         mapping = {
-            "topic": topic,
-            "db": kusto_db,
-            "table": "Events",
-            "format": "multijson",
-            "mapping": "events_json",
+            **events_mapping(topic, kusto_db),
             "tombstones": "dead_letter",
             "streaming": streaming,
         }
