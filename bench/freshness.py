@@ -15,10 +15,6 @@ sensors ticked, the first run launched and delivered). That warm-up is reported 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import JsonEvents, producer
-from bench.sink import REPO, dagster_home
+from bench.sink import dagster_home
 from bench.timeline import runs_timeline
 from devstack import kafka
+from devstack.dagster_daemon import start_daemon, stop_daemon
 
 BUCKET = 100
 # Ids of the warm-up records: apart from the steady producer's 0, 1, 2, ...
@@ -106,42 +103,6 @@ class SteadyProducer(threading.Thread):
         self._out.flush(30)
 
 
-def _daemon(workdir: Path, home: Path, settings_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    workspace = workdir / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: pipelines.definitions\n"
-        "      attribute: defs\n"
-        f"      working_directory: {REPO}\n"
-    )
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "KUSTO_SINK_CONFIG": str(settings_path),
-    }
-    command = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)]
-    with open(log, "wb") as out:
-        # Its own session, so stopping it reaches the code server and run workers it started.
-        return subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=out, stderr=out, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
-    # dagster-daemon shuts down cleanly on SIGINT; whatever outlives the grace period goes.
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    process.wait()
-
-
 def _warm_up(
     bootstrap: str, topic: str, partitions: int, kusto: Any, db: str, table: str, timeout_s: float
 ) -> float:
@@ -183,7 +144,7 @@ def measure(
     workdir = settings_path.parent
     kafka.create_topic(bootstrap, topic, partitions)
     home = dagster_home(workdir / f"{settings_path.stem}-dagster")
-    daemon = _daemon(workdir, home, settings_path, workdir / f"{settings_path.stem}.daemon.log")
+    daemon = start_daemon(home, settings_path, workdir / f"{settings_path.stem}.daemon.log")
     steady = SteadyProducer(bootstrap, topic, partitions, rate, seconds)
     counts: dict[int, int] = {}
     latencies: list[float] = []
@@ -210,7 +171,7 @@ def measure(
         steady.join()
         elapsed = time.monotonic() - began
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     return FreshnessResult(
         mode,
         rate,

@@ -8,11 +8,7 @@ retry run delivers every record exactly once.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +17,7 @@ import httpx
 import pytest
 from e2e_helpers import create_event_table, event, events_mapping
 
+from devstack.dagster_daemon import start_daemon, stop_daemon
 from pipelines.config import load_settings
 from pipelines.jobs import SINK_TAG
 from pipelines.runtime import SinkRuntime
@@ -29,32 +26,6 @@ from sensors.lag import IN_FLIGHT
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def start_daemon(home: Path, config: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DAGSTER_HOME": str(home), "KUSTO_SINK_CONFIG": str(config)}
-    daemon = Path(sys.executable).with_name("dagster-daemon")
-    return subprocess.Popen(
-        [str(daemon), "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO,
-        env=env,
-        stdout=(home / "daemon.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_daemon(process: subprocess.Popen[bytes]) -> None:
-    # Like `dagster dev`, the daemon shuts down cleanly on SIGINT; then end the group.
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def wait_for_failed_run(instance: dg.DagsterInstance, sink: str, timeout: float) -> None:
@@ -94,7 +65,7 @@ def test_sensor_runs_and_a_run_retry_deliver_everything_once(
     # Create the instance's SQLite storage before the daemon opens it too: two processes
     # creating it at once race on its schema migrations.
     instance = dg.DagsterInstance.get()
-    daemon = start_daemon(home, path)
+    daemon = start_daemon(home, path, home / "daemon.log")
     try:
         wait_for_failed_run(instance, topic, timeout=150)
         httpx.delete(faults).raise_for_status()

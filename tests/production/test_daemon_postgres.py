@@ -10,13 +10,7 @@ lock error anywhere: that is what SQLite storage could not do.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +18,7 @@ import pytest
 from azure.kusto.data import KustoClient
 from confluent_kafka import Producer
 
+from devstack.dagster_daemon import dagster_daemon
 from devstack.stack import StackConfig
 from pipelines.config import load_settings
 from pipelines.jobs import SINK_TAG
@@ -32,43 +27,11 @@ from sensors.lag import IN_FLIGHT
 
 pytestmark = pytest.mark.stack
 
-REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 16  # two runs: the sensors put at most eight partitions in one run
 RECORDS = 1600
 # Typically drained in 40-60 s; the margin is for a loaded machine (run start-up is CPU-bound).
 DEADLINE_S = 240
 LOCK_ERRORS = ("database is locked", "sqlite3.OperationalError", "SQLITE_BUSY")
-
-
-@contextmanager
-def dagster_daemon(home: Path, settings: Path) -> Iterator[Path]:
-    """`dagster-daemon run` on the workspace, its output in ``home/daemon.log``."""
-    log = home / "daemon.log"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "KUSTO_SINK_CONFIG": str(settings)}
-    command = [str(Path(sys.executable).with_name("dagster-daemon")), "run"]
-    with log.open("wb") as output:
-        daemon = subprocess.Popen(
-            [*command, "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield log
-    finally:
-        # The daemon shuts down cleanly on SIGINT; then end its group (code server, runs).
-        daemon.send_signal(signal.SIGINT)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        daemon.wait()
 
 
 def produce_events(bootstrap: str, topic: str) -> None:

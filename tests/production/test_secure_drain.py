@@ -24,8 +24,9 @@ from confluent_kafka import Producer
 from cryptography.hazmat.primitives import serialization
 
 # One daemon helper for the production tests: the concurrency test's.
-from test_daemon_postgres import dagster_daemon, overlapping
+from test_daemon_postgres import overlapping
 
+from devstack.dagster_daemon import dagster_daemon
 from devstack.identity import unsigned_token
 from devstack.kafka import create_topic
 from devstack.kafka_security import SASL_USER, SecureKafka
