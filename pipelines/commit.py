@@ -240,8 +240,10 @@ class OffsetCommitter:
             try:
                 # Aborts a transaction a failure left open; a commit left nothing in flight.
                 producer.close()
-            except KafkaException as exc:
-                # A fenced producer fails even to close; nothing of it is worth keeping.
+            except (KafkaException, SystemError) as exc:
+                # A fenced producer fails even to close (after a fatal error confluent-kafka's
+                # close() can raise SystemError); nothing of it is worth keeping, and its
+                # failure must not replace the error that ended the delivery.
                 log.debug("closing transactional.id=%s: %s", self._transactional_id, exc)
 
     def _check(self, rng: OffsetRange) -> None:
