@@ -184,16 +184,7 @@ def partition_states(
         )
 
     lows, highs = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
-    request = ConsumerGroupTopicPartitions(group_id, partitions)
-    committed_future = admin.list_consumer_group_offsets(
-        [request], require_stable=True, request_timeout=timeout_s
-    )[group_id]
-    committed = {
-        (tp.topic, tp.partition): tp.offset
-        for tp in _call(
-            "reading committed offsets", topics, committed_future.result
-        ).topic_partitions
-    }
+    committed = _stable_committed(admin, group_id, partitions, topics, timeout_s)
     states: dict[TopicPartition, PartitionState] = {}
     for tp in partitions:
         low = _call("reading watermarks", [tp.topic], lows[tp].result).offset
@@ -206,6 +197,40 @@ def partition_states(
             high=high,
         )
     return states
+
+
+def _stable_committed(
+    admin: AdminClient,
+    group_id: str,
+    partitions: list[KafkaTopicPartition],
+    topics: list[str],
+    timeout_s: float,
+) -> dict[tuple[str, int], int]:
+    """The group's committed offsets, once no partition has a transactional commit in flight.
+
+    Right after a transaction commits, its offsets are pending until the broker writes the
+    commit markers; the broker then answers UNSTABLE_OFFSET_COMMIT for those partitions (with
+    no offset), which must not read as "nothing committed".
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        request = ConsumerGroupTopicPartitions(group_id, partitions)
+        future = admin.list_consumer_group_offsets(
+            [request], require_stable=True, request_timeout=timeout_s
+        )[group_id]
+        answer = _call("reading committed offsets", topics, future.result).topic_partitions
+        failed = [tp for tp in answer if tp.error is not None]
+        unstable = all(tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT for tp in failed)
+        if failed and unstable and time.monotonic() < deadline:
+            time.sleep(0.1)
+            continue
+        if failed:
+            tp = failed[0]
+            raise kafka_error(
+                tp.error, f"reading the committed offset of group={group_id}", tp.topic,
+                tp.partition,
+            )  # fmt: skip
+        return {(tp.topic, tp.partition): tp.offset for tp in answer}
 
 
 def _call(doing: str, topics: list[str], call: Callable[[], T]) -> T:
