@@ -1,10 +1,10 @@
 """JSON records sent to Kusto as the bytes they arrived in, one record a line.
 
-The whole run is validated at once (``pyarrow.json`` on the joined lines, plus one UTF-8
-decode), which is about 4x faster than parsing record by record in Python; only a run that
-fails is looked at record by record, to find the bad ones. A record is good when it is one
-JSON object in valid UTF-8, exactly what pyarrow accepts as one row: the per-record path
-asks orjson first (fast) and, for what orjson rejects, pyarrow alone, so both paths agree.
+A record is good when it is one JSON object (RFC 8259, as msgspec reads it) in valid UTF-8.
+A run is checked at once: its records joined into one JSON array that msgspec scans without
+building a value (``msgspec.Raw``), plus one UTF-8 decode: ~6x less CPU than pyarrow's
+reader, ~3x less than orjson record by record. Only a run that fails is looked at record by
+record, with the same parser, so both paths judge a record alike.
 
 A line break (``\n`` or ``\r``) inside a valid JSON text can only be whitespace between
 tokens (raw control characters in strings are invalid), so a pretty-printed record becomes
@@ -14,28 +14,25 @@ order stay as they were.
 
 from __future__ import annotations
 
-import io
+import re
 from collections.abc import Sequence
+from operator import itemgetter
 
-import orjson
-import pyarrow as pa
-import pyarrow.json as pa_json
+import msgspec
 
 from pipelines.decode.base import ChunkAssembler, is_utf8, offsets_of, values_of
 from pipelines.records import Chunk, DeadLetter, KafkaRecord, LineFraming
 
 LINES = LineFraming()
-# Parse every field and keep none: a pure syntax check, with no column types to conflict
-# between records ({"a": 1} then {"a": "x"} is fine for Kusto, and so for us).
-_SYNTAX_ONLY = pa_json.ParseOptions(
-    explicit_schema=pa.schema([]), unexpected_field_behavior="ignore"
-)
-# pyarrow parses blocks in parallel; a record larger than a block is retried as one block
-_BLOCK_BYTES = 1 << 20
+# Raw: each value's syntax is checked and its bytes located, nothing is built.
+_ONE_VALUE = msgspec.json.Decoder(msgspec.Raw)
+_VALUES = msgspec.json.Decoder(list[msgspec.Raw])
+_FIRST_BYTE = itemgetter(0)
 # A run that fails is re-checked in 1/16ths, and each failing part again, down to blocks of
 # 512 records, which are looked at record by record: a few poison records cost little.
 _SUBDIVIDE = 16
 _SMALLEST_BLOCK = 512
+_BYTE_POSITION = re.compile(r"\s*\(byte (\d+)\)$")
 
 
 def check_json_lines(values: list[bytes]) -> tuple[list[bytes], dict[int, str]]:
@@ -83,68 +80,50 @@ def one_line(json_text: bytes) -> bytes:
 
 def json_object_problem(value: bytes) -> str | None:
     """Why ``value`` is not one JSON object in UTF-8, or None if it is one."""
+    bad_utf8 = _utf8_problem(value)
+    if bad_utf8 is not None:
+        return bad_utf8
+    if not value.strip():
+        return "empty record: no JSON value"
     try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as error:
-        if _pyarrow_accepts(value):
-            return None
+        _ONE_VALUE.decode(value)
+    except msgspec.DecodeError as error:
         return _describe(value, error)
-    if not isinstance(parsed, dict):
-        return f"not a JSON object: the record is a JSON {json_kind(parsed)}"
+    if value.lstrip()[:1] != b"{":
+        return f"not a JSON object: the record is a JSON {json_kind(msgspec.json.decode(value))}"
     return None
 
 
 def _all_good(values: list[bytes]) -> bool:
-    joined = b"\n".join(values)
-    lines = len(values)
-    if joined.count(b"\n") != lines - 1 or b"\r" in joined:  # a record spans several lines
-        return False
-    if not joined.startswith(b"{") or joined.count(b"\n{") != lines - 1:
-        return False  # some line does not open an object: see _pyarrow_rows
-    return _pyarrow_rows(joined) == lines and is_utf8(joined)
-
-
-def _pyarrow_accepts(value: bytes) -> bool:
-    return (
-        value.startswith(b"{")
-        and b"\n" not in value
-        and _pyarrow_rows(value) == 1
-        and is_utf8(value)
-    )
-
-
-def _pyarrow_rows(lines: bytes, block_bytes: int = _BLOCK_BYTES) -> int:
-    """How many JSON objects pyarrow reads from ``lines``; -1 if it fails.
-
-    Every line of ``lines`` must start with ``{``: pyarrow 26 crashes the process
-    (segfault) on a block whose first value is ``null``, and blocks start at line starts.
-    """
-    options = pa_json.ReadOptions(block_size=block_bytes)
+    joined = b",".join(values)
+    if b"\n" in joined or b"\r" in joined or not is_utf8(joined):
+        return False  # a record spans several lines, or some bytes are not UTF-8
     try:
-        table = pa_json.read_json(
-            io.BytesIO(lines), read_options=options, parse_options=_SYNTAX_ONLY
-        )
-    except pa.ArrowInvalid as error:
-        if "straddl" in str(error) and block_bytes <= len(lines):  # a record over one block
-            return _pyarrow_rows(lines, len(lines) + 1)
-        return -1
-    rows: int = table.num_rows
-    return rows
+        if bytes(map(_FIRST_BYTE, values)).count(b"{") != len(values):
+            return False  # not an object, or leading whitespace: see record by record
+        parsed = _VALUES.decode(b"[" + joined + b"]")
+    except (IndexError, msgspec.DecodeError):  # an empty record; a syntax error
+        return False
+    # Each record must be one whole value: a string left open in one record could swallow
+    # the comma after it, and a comma inside the next could stand in for it.
+    return [*map(len, parsed)] == [*map(len, values)]
 
 
-def _describe(value: bytes, error: orjson.JSONDecodeError) -> str:
+def _utf8_problem(value: bytes) -> str | None:
     try:
         value.decode("utf-8")
     except UnicodeDecodeError as bad:
         return f"invalid UTF-8 at byte {bad.start}"
-    if not value.strip():
-        return "empty record: no JSON value"
-    return f"invalid JSON at byte {_byte_position(value, error.pos)}: {error.msg}"
+    return None
 
 
-def _byte_position(value: bytes, char_position: int) -> int:
-    """orjson reports character positions; users look at bytes."""
-    return len(value.decode("utf-8")[:char_position].encode("utf-8"))
+def _describe(value: bytes, error: msgspec.DecodeError) -> str:
+    """msgspec names byte positions, except of a truncated text: that ends at its length."""
+    message = str(error).removeprefix("JSON is malformed: ")
+    found = _BYTE_POSITION.search(message)
+    if found is None:
+        return f"invalid JSON at byte {len(value)}: {message}"
+    return f"invalid JSON at byte {found.group(1)}: {message[: found.start()]}"
 
 
 def json_kind(parsed: object) -> str:

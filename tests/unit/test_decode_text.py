@@ -118,6 +118,22 @@ def test_json_integers_beyond_64_bits_are_accepted_like_the_fast_path_does() -> 
         assert chunks[0].payloads == [big]
 
 
+def test_json_records_that_only_parse_together_are_dead_lettered() -> None:
+    # Joined into one array, `{"a":"` + `,` + `{"},{"b":2}` reads as two objects: the
+    # first record's open string swallows the separator, the second's comma replaces it.
+    values = [b'{"a":"', b'{"},{"b":2}', b'{"ok": 1}']
+    chunks, dead = make_decoder("json", "json").decode(records(*values))
+    assert sorted(reasons(dead)) == [100, 101]
+    assert chunks[0].payloads == [b'{"ok": 1}']
+
+
+def test_json_leading_and_trailing_whitespace_is_accepted_either_way() -> None:
+    spaced = b' {"a": 1}\t'
+    for batch in ([spaced], [spaced, b"not json"]):  # fast path, then record-by-record path
+        chunks, _ = make_decoder("json", "json").decode(records(*batch))
+        assert chunks[0].payloads == [spaced]
+
+
 def test_json_text_values_from_string_deserializers_are_encoded() -> None:
     chunks, dead = make_decoder("string", "json").decode(records('{"é": 1}'))
     assert dead == [] and chunks[0].payloads == ['{"é": 1}'.encode()]
