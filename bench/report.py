@@ -55,6 +55,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_num(row.get('first_row_s'), 1)} | {rss_text} |"
             )
         lines.append("")
+    metered = [r for r in throughput if r.get("cpu_s")]
+    if metered:
+        parts = sorted({part for r in metered for part in r["cpu_s"]} - {"measured"})
+        lines += [
+            "## Where the CPU went (CPU seconds while each run ran; 'measured' is the limit's "
+            "loop, the in-process sink or the drain process with its children)",
+            "",
+            "| format | run | seconds | measured | " + " | ".join(parts) + " | total |",
+            "|---|---|---:|---:|" + "---:|" * len(parts) + "---:|",
+        ]
+        for row in metered:
+            cpu = row["cpu_s"]
+            lines.append(
+                f"| {row['format']} | {row['run']} | {row['seconds']:.1f} | "
+                f"{_num(cpu.get('measured'), 1)} | "
+                + " | ".join(_num(cpu.get(part), 1) for part in parts)
+                + f" | {_num(sum(cpu.values()), 1)} |"
+            )
+        lines.append("")
     timed = [r for r in throughput if r.get("timeline")]
     if timed:
         lines += [

@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import data, freshness, limit, report, sink
 from bench import kusto as bench_kusto
+from bench.cpu import CpuMeter
 from devstack.stack import StackConfig
 
 PHASES = ("throughput", "freshness", "scaling", "memory")
@@ -129,11 +130,14 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
         }
 
     out = bench.workdir / f"limit-{format}.gz"
-    bare = limit.consume_and_gzip(bench.stack.bootstrap_servers, topic, options.partitions, n, out)
+    with CpuMeter(bench.stack) as cpu:
+        bare = limit.consume_and_gzip(
+            bench.stack.bootstrap_servers, topic, options.partitions, n, out
+        )
     out.unlink()
-    rows.append(row("limit", bare.seconds, gzip_bytes=bare.gzip_bytes))
+    rows.append(row("limit", bare.seconds, gzip_bytes=bare.gzip_bytes, cpu_s=cpu.seconds))
     limit_rate = n / bare.seconds
-    bench.say(f"  limit: {limit_rate:,.0f} records/s")
+    bench.say(f"  limit: {limit_rate:,.0f} records/s; CPU s {cpu.seconds}")
 
     case = sink.Case(flush_size_bytes=options.flush_size_bytes)
     target = bench.target(topic, format, "core")
@@ -141,7 +145,8 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
     profile = options.out_dir / f"{bench.stem}-profile-{format}.txt" if options.profile else None
     if profile:
         profile.parent.mkdir(parents=True, exist_ok=True)
-    core = sink.deliver_in_process(path, n, profile)
+    with CpuMeter(bench.stack) as cpu:
+        core = sink.deliver_in_process(path, n, profile)
     rows.append(
         row(
             "sink in-process, exactly-once queued",
@@ -151,9 +156,13 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
             own_records_per_s=n / core.own_s,
             own_vs_limit=n / core.own_s / limit_rate,
             profile=str(profile) if profile else None,
+            cpu_s=cpu.seconds,
         )
     )
-    bench.say(f"  in-process: {n / core.seconds:,.0f} records/s, own {n / core.own_s:,.0f}")
+    bench.say(
+        f"  in-process: {n / core.seconds:,.0f} records/s, own {n / core.own_s:,.0f}; "
+        f"CPU s {cpu.seconds}"
+    )
 
     cases = [("eo", case)]
     if format in options.mode_formats:
@@ -162,7 +171,8 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
             ("stream", sink.Case(streaming=True, flush_size_bytes=STREAMING_FLUSH_BYTES)),
         ]
     for name, drain_case in cases:
-        result, _ = bench.drain(topic, format, drain_case, f"{format}-{name}", n)
+        with CpuMeter(bench.stack) as cpu:
+            result, _ = bench.drain(topic, format, drain_case, f"{format}-{name}", n)
         rows.append(
             row(
                 f"drain {drain_case.label}",
@@ -171,9 +181,12 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
                 first_row_s=_round(result.first_row_s),
                 peak_rss_mb={k: round(v) for k, v in result.peak_rss_mb.items()},
                 timeline=result.timeline,
+                cpu_s=cpu.seconds,
             )
         )
-        bench.say(f"  drain: {n / result.seconds:,.0f} records/s; {result.timeline}")
+        bench.say(
+            f"  drain: {n / result.seconds:,.0f} records/s; {result.timeline}; CPU s {cpu.seconds}"
+        )
     return rows
 
 

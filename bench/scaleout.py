@@ -36,7 +36,7 @@ from bench import data, sink
 from bench import kusto as bench_kusto
 from devstack import postgres, stack
 from pipelines.config import load_settings
-from pipelines.jobs import executor_config, run_config, run_tags
+from pipelines.jobs import run_config, run_tags
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
 
@@ -161,7 +161,7 @@ class ScaleOut:
     ) -> tuple[subprocess.Popen[bytes], Path]:
         config = home / f"run-{index}.yaml"
         # One process per run worker: its steps run one after another inside it.
-        config.write_text(yaml.safe_dump({**run_config(ranges), **executor_config(1)}))
+        config.write_text(yaml.safe_dump(run_config(ranges)))
         command = [str(Path(sys.executable).with_name("dagster")), "job", "execute"]
         command += ["-m", "pipelines.definitions", "-a", "defs", "-j", "deliver_ranges"]
         command += ["-c", str(config), "--tags", json.dumps(run_tags(name, ranges))]

@@ -138,8 +138,8 @@ def build_backfill_job(settings: SinkSettings) -> dg.JobDefinition:
         reports = run_delivery(
             context,
             sink,
-            chunk.range,
-            lambda runtime: backfill_range(runtime, chunk.range, chunk.table),
+            [chunk.range],
+            lambda runtime: [backfill_range(runtime, chunk.range, chunk.table)],
             kind="backfill",
         )
         if not reports:

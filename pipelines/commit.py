@@ -99,6 +99,8 @@ class OffsetCommitter:
         self._transactional_id = transactional_id
         self._producer: Producer | None = None
         self._initialising: Future[Producer] | None = None
+        # prepare() may run on the thread reading the next range while this one commits.
+        self._state = threading.RLock()
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -115,9 +117,10 @@ class OffsetCommitter:
     def prepare(self) -> None:
         """A delivery begins: start fencing older instances unless this committer's producer
         holds the transactional id already (it lost it only after a fatal error)."""
-        idle = self._producer is None and self._initialising is None
-        if self._transactional_id is not None and idle:
-            self._initialising = _in_background(self._initialised_producer)
+        with self._state:
+            idle = self._producer is None and self._initialising is None
+            if self._transactional_id is not None and idle:
+                self._initialising = _in_background(self._initialised_producer)
 
     def fence(self) -> Producer:
         """The transactional producer, once it holds the id and older instances are fenced.
@@ -127,13 +130,14 @@ class OffsetCommitter:
         """
         if self._transactional_id is None:
             raise TypeError("committing needs a transactional_id")
-        if self._producer is None:
-            initialising, self._initialising = self._initialising, None
-            if initialising is not None:
-                self._producer = initialising.result()
-            else:
-                self._producer = self._initialised_producer()
-        return self._producer
+        with self._state:
+            if self._producer is None:
+                initialising, self._initialising = self._initialising, None
+                if initialising is not None:
+                    self._producer = initialising.result()
+                else:
+                    self._producer = self._initialised_producer()
+            return self._producer
 
     def _initialised_producer(self) -> Producer:
         tid = self._transactional_id
@@ -235,8 +239,9 @@ class OffsetCommitter:
         self._drop_producer()
 
     def _drop_producer(self) -> None:
-        if self._producer is not None:
+        with self._state:
             producer, self._producer = self._producer, None
+        if producer is not None:
             try:
                 # Aborts a transaction a failure left open; a commit left nothing in flight.
                 producer.close()

@@ -161,6 +161,22 @@ def deliver_range(
     ``read`` yields lists of records of ``[start, end)`` in offset order (see
     :func:`pipelines.read.read_range`).
     """
+    return stage_range(rng, routes, read=read, ingestor=ingestor, options=options).finish(committer)
+
+
+def stage_range(
+    rng: OffsetRange,
+    routes: Sequence[Route],
+    *,
+    read: Reader,
+    ingestor: KustoIngestor,
+    options: DeliveryOptions,
+) -> StagedRange:
+    """Steps 1 and 2 of :func:`deliver_range`: every batch of ``rng`` handed to Kusto.
+
+    The rest (:meth:`StagedRange.finish`) is mostly waiting for Kusto, so a caller with
+    several ranges can read the next one meanwhile.
+    """
     began = time.monotonic()
     retry = options.retry
     held = {
@@ -184,20 +200,45 @@ def deliver_range(
     workdir = Path(
         tempfile.mkdtemp(prefix=f"{rng.topic}-{rng.partition}-{rng.start}-", dir=options.tempdir)
     )
+    delivery = _Delivery(rng, routes, held, read, ingestor, options, workdir, report)
     try:
-        delivery = _Delivery(rng, routes, held, read, ingestor, options, workdir, report)
-        delivery.run()
-        _commit(rng, committer, delivery.letters(), options)
-    finally:
+        delivery.stage()
+    except BaseException:
         _cleanup(workdir)
-    report.dead_lettered = len(delivery.dead)
-    report.misc_dead_lettered = len(delivery.misc)
-    report.seconds = time.monotonic() - began
-    return report
+        raise
+    return StagedRange(delivery, began)
+
+
+class StagedRange:
+    """A range whose batches Kusto has been handed; :meth:`finish` delivers it."""
+
+    def __init__(self, delivery: _Delivery, began: float) -> None:
+        self._delivery = delivery
+        self._began = began
+
+    @property
+    def range(self) -> OffsetRange:
+        return self._delivery.rng
+
+    def finish(self, committer: Committer) -> DeliveryReport:
+        """Steps 3-5: settle the batches, dead-letter what Kusto refused, commit."""
+        delivery = self._delivery
+        try:
+            delivery.settle()
+            _commit(delivery.rng, committer, delivery.letters(), delivery.options)
+        finally:
+            _cleanup(delivery.workdir)
+        report = delivery.report
+        report.dead_lettered = len(delivery.dead)
+        report.misc_dead_lettered = len(delivery.misc)
+        report.seconds = time.monotonic() - self._began
+        return report
 
 
 class _Delivery:
     """Steps 2-4 of one range: the state they share."""
+
+    receipts: list[Receipt]
 
     def __init__(
         self,
@@ -218,7 +259,7 @@ class _Delivery:
         self.misc: dict[int, DeadLetter] = {}
         self.refused: list[Refusal] = []  # batches streaming ingestion refused at once
 
-    def run(self) -> None:
+    def stage(self) -> None:
         rng = self.rng
         with contextlib.ExitStack() as writing:
             # On a failure, each writer drops its open file and stops its worker thread,
@@ -244,10 +285,12 @@ class _Delivery:
             for route in self.routes:
                 self._cut_at_held_spans(route, before=rng.end)
                 self.uploads.add(route, self.writers[route].finish(rng.end))
-            receipts = self.uploads.wait()
+            self.receipts = self.uploads.wait()
+
+    def settle(self) -> None:
         can_split = self.options.on_error != "fail" and self.options.misc_dead_letters
         confirmed, refused = settle(
-            receipts,
+            self.receipts,
             ingestor=self.ingestor,
             retry=self.retry,
             resubmit=lambda r: self._submit(self.route_of[r.target], [r.batch]),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from pipelines.definitions import build_definitions
-from pipelines.jobs import executor_config, run_config, run_tags
+from pipelines.jobs import run_config, run_tags
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
 from sensors.lag import group_ranges, in_flight_partitions
@@ -104,7 +104,7 @@ def drain(
                 config_path,
                 "deliver_ranges",
                 instance,
-                {**run_config(group), **executor_config(max_concurrent)},
+                run_config(group, max_concurrent=max_concurrent),
                 run_tags(runtime.settings.name, group),
                 doing=f"delivering {', '.join(map(str, group))}",
             ) as result:

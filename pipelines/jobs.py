@@ -1,9 +1,12 @@
-"""The Dagster job that delivers offset ranges: one mapped step per range.
+"""The Dagster job that delivers offset ranges: one mapped step per group of ranges.
 
 (No `from __future__ import annotations` here: Dagster reads the op annotations.)
 
-A run's config names its ranges explicitly; ``offset_ranges`` fans them out, so a retry
-``FROM_FAILURE`` re-runs only the ranges (partitions) whose step failed. Then ``follow``
+A run's config names its ranges explicitly; ``offset_ranges`` deals them into as many
+groups as the run executes steps at once (``max_concurrent``: one in a run that delivers in
+its own process), so every step reads its next range while the previous one waits for
+Kusto (:meth:`SinkRuntime.deliver_all`). A retry ``FROM_FAILURE`` re-runs only the steps
+that failed, and they skip the ranges they committed before failing. Then ``follow``
 keeps delivering the run's partitions for up to ``follow_seconds`` (the sensors set it: see
 :mod:`pipelines.follow`); without it (drains) the step is skipped, and no step process is
 started for it.
@@ -45,18 +48,36 @@ class RangeConfig(dg.Config):
 class RangesConfig(dg.Config):
     ranges: list[RangeConfig]
     follow_seconds: float = 0.0
+    # Steps the ranges are dealt into (at most one per range).
+    steps: int = 1
 
 
-def run_config(ranges: list[OffsetRange], *, follow_seconds: float = 0.0) -> dict[str, object]:
-    """The run config of a run delivering ``ranges``, then following their partitions for
-    up to ``follow_seconds``."""
+def run_config(
+    ranges: list[OffsetRange], *, follow_seconds: float = 0.0, max_concurrent: int = 1
+) -> dict[str, object]:
+    """The run config of a run delivering ``ranges`` in ``max_concurrent`` steps at once,
+    then following their partitions for up to ``follow_seconds``."""
     listed = [
         {"topic": r.topic, "partition": r.partition, "start": r.start, "end": r.end} for r in ranges
     ]
     config: dict[str, object] = {"ranges": listed}
     if follow_seconds:
         config["follow_seconds"] = follow_seconds
-    return {"ops": {"offset_ranges": {"config": config}}}
+    if max_concurrent > 1:
+        config["steps"] = max_concurrent
+    return {"ops": {"offset_ranges": {"config": config}}, **executor_config(max_concurrent)}
+
+
+def deal(ranges: list[OffsetRange], steps: int) -> list[list[OffsetRange]]:
+    """``ranges`` dealt into at most ``steps`` groups, a partition's ranges in one, in order
+    (its commits follow each other)."""
+    by_partition: dict[str, list[OffsetRange]] = {}
+    for rng in ranges:
+        by_partition.setdefault(rng.key, []).append(rng)
+    groups: list[list[OffsetRange]] = [[] for _ in range(min(steps, len(by_partition)))]
+    for i, partition_ranges in enumerate(by_partition.values()):
+        groups[i % len(groups)] += partition_ranges
+    return groups
 
 
 def executor_config(max_concurrent: int) -> dict[str, object]:
@@ -97,22 +118,27 @@ def kusto_asset_key(database: str, table: str) -> dg.AssetKey:
     return dg.AssetKey(["kusto", database, table])
 
 
-def mapping_key(rng: OffsetRange) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", f"{rng.topic}_{rng.partition}_{rng.start}_{rng.end}")
+def mapping_key(rng: OffsetRange, more: int = 0) -> str:
+    """``orders_2_1000_2000``, or ``orders_2_1000_2000_and_3_more`` for a group of ranges."""
+    key = f"{rng.topic}_{rng.partition}_{rng.start}_{rng.end}"
+    if more:
+        key += f"_and_{more}_more"
+    return re.sub(r"[^A-Za-z0-9_]", "_", key)
 
 
 @dg.op(
     out={
-        "ranges": dg.DynamicOut(OffsetRange),
+        "ranges": dg.DynamicOut(list),
         # Only when the run follows: else the follow step is skipped.
         "follow_seconds": dg.Out(float, is_required=False),
     },
-    description="Fan the run's offset ranges out",
+    description="Deal the run's offset ranges out to its steps",
 )
 def offset_ranges(config: RangesConfig):  # type: ignore[no-untyped-def]
-    for r in config.ranges:
-        rng = OffsetRange(r.topic, r.partition, r.start, r.end)
-        yield dg.DynamicOutput(rng, output_name="ranges", mapping_key=mapping_key(rng))
+    ranges = [OffsetRange(r.topic, r.partition, r.start, r.end) for r in config.ranges]
+    for group in deal(ranges, config.steps):
+        key = mapping_key(group[0], len(group) - 1)
+        yield dg.DynamicOutput(group, output_name="ranges", mapping_key=key)
     if config.follow_seconds > 0:
         yield dg.Output(config.follow_seconds, output_name="follow_seconds")
 
@@ -152,31 +178,54 @@ def retry_policy(settings: SinkSettings) -> dg.RetryPolicy:
     )
 
 
+# What delivering one range came to: its reports (a backfill's range can take several
+# runs of the sink's batches), or the error that stopped it.
+Outcome = list[DeliveryReport] | SinkError
+
+
 def run_delivery(
     context: dg.OpExecutionContext,
     sink: SinkResource,
-    rng: OffsetRange,
-    deliver: Callable[[SinkRuntime], list[DeliveryReport]],
+    ranges: list[OffsetRange],
+    deliver: Callable[[SinkRuntime], list[Outcome]],
     *,
     kind: str,
 ) -> list[DeliveryReport]:
-    """Run one delivery attempt of ``rng`` with the sink's clients and report it: batches,
-    counters, a log line. Live delivery and backfills differ only in ``deliver``.
+    """Run one delivery attempt of ``ranges`` with the sink's clients and report each range:
+    batches, counters, a log line. Live delivery and backfills differ only in ``deliver``,
+    which returns an outcome per range.
 
-    Errors become Dagster's: transient ones are retried by the step's policy, terminal
-    ones (a bad record under behavior.on.error=fail, a commit conflict) fail the step at
-    once, since they would fail the same way again.
+    Errors become Dagster's, the first one once every range is reported: transient ones
+    are retried by the step's policy, terminal ones (a bad record under
+    behavior.on.error=fail, a commit conflict) fail the step at once, since they would fail
+    the same way again.
     """
     try:
         with sink.runtime() as runtime:
-            reports = deliver(runtime)
+            outcomes = deliver(runtime)
     except SinkError as error:
-        context.log_event(
-            metrics.delivery_observation(rng, metrics.failed(), kind=kind, error=str(error))
-        )
-        if error.transient:
-            raise
-        raise dg.Failure(str(error), allow_retries=False) from error
+        outcomes = [error] * len(ranges)
+    delivered: list[DeliveryReport] = []
+    errors: list[SinkError] = []
+    for rng, outcome in zip(ranges, outcomes, strict=True):
+        if isinstance(outcome, SinkError):
+            context.log_event(
+                metrics.delivery_observation(rng, metrics.failed(), kind=kind, error=str(outcome))
+            )
+            errors.append(outcome)
+            continue
+        _report(context, rng, outcome, kind)
+        delivered += outcome
+    if errors:
+        if errors[0].transient:
+            raise errors[0]
+        raise dg.Failure(str(errors[0]), allow_retries=False) from errors[0]
+    return delivered
+
+
+def _report(
+    context: dg.OpExecutionContext, rng: OffsetRange, reports: list[DeliveryReport], kind: str
+) -> None:
     counters = metrics.Counters()
     for report in reports:
         for receipt in report.receipts:
@@ -194,11 +243,15 @@ def run_delivery(
             f"skipped, resumed at {report.resumed_at}, {report.seconds:.1f}s"
         )
     context.log_event(metrics.delivery_observation(rng, counters, kind=kind))
-    return reports
 
 
-def _deliver_live(context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange) -> None:
-    run_delivery(context, sink, rng, lambda runtime: [runtime.deliver(rng)], kind="live")
+def _deliver_live(
+    context: dg.OpExecutionContext, sink: SinkResource, ranges: list[OffsetRange]
+) -> None:
+    def deliver(runtime: SinkRuntime) -> list[Outcome]:
+        return [o if isinstance(o, SinkError) else [o] for o in runtime.deliver_all(ranges)]
+
+    run_delivery(context, sink, ranges, deliver, kind="live")
 
 
 def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
@@ -207,12 +260,10 @@ def build_deliver_op(settings: SinkSettings) -> dg.OpDefinition:
         description="Read a range, ingest its batches into Kusto, commit once confirmed",
         retry_policy=retry_policy(settings),
     )
-    def deliver(
-        context: dg.OpExecutionContext, sink: SinkResource, rng: OffsetRange
-    ) -> OffsetRange:
-        context.log.info(f"ingest {rng}")
-        _deliver_live(context, sink, rng)
-        return rng
+    def deliver(context: dg.OpExecutionContext, sink: SinkResource, ranges: list) -> list:
+        context.log.info(describe_ranges("ingest", ranges))
+        _deliver_live(context, sink, ranges)
+        return ranges
 
     return deliver
 
@@ -226,10 +277,10 @@ def build_follow_op(settings: SinkSettings) -> dg.OpDefinition:
     def follow_op(
         context: dg.OpExecutionContext,
         sink: SinkResource,
-        delivered: list[OffsetRange],
+        delivered: list[list],
         follow_seconds: float,
     ) -> None:
-        partitions = sorted({rng.topic_partition for rng in delivered})
+        partitions = sorted({rng.topic_partition for group in delivered for rng in group})
         topics = sorted({tp.topic for tp in partitions})
         policy = FollowPolicy.of(sink.settings, follow_seconds, topics)
 
@@ -243,7 +294,7 @@ def build_follow_op(settings: SinkSettings) -> dg.OpDefinition:
                 policy,
                 states=states,
                 plan=runtime.plan,
-                deliver=lambda rng: _deliver_live(context, sink, rng),
+                deliver=lambda rng: _deliver_live(context, sink, [rng]),
             )
         context.log.info(f"followed {len(partitions)} partition(s): {count} more range(s)")
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from pipelines.config import SinkSettings
-from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, executor_config, run_config, run_tags
+from pipelines.jobs import PARTITIONS_TAG, SINK_TAG, run_config, run_tags
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 from pipelines.runtime import SinkRuntime
 
@@ -100,10 +100,9 @@ def run_requests(
     return [
         dg.RunRequest(
             # tasks.max steps at once; 1 (the default) runs them in the run's own process.
-            run_config={
-                **run_config(group, follow_seconds=FOLLOW_SECONDS),
-                **executor_config(settings.tasks_max),
-            },
+            run_config=run_config(
+                group, follow_seconds=FOLLOW_SECONDS, max_concurrent=settings.tasks_max
+            ),
             tags={**run_tags(settings.name, group), MAX_RUNTIME_TAG: str(LIVE_RUN_MAX_SECONDS)},
         )
         for group in group_ranges(with_ranges)

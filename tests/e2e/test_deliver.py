@@ -7,6 +7,7 @@ from azure.kusto.data import KustoClient
 from e2e_helpers import create_event_table, event, events_mapping, id_checksum
 
 from pipelines.config import ConfigError, load_settings
+from pipelines.deliver import DeliveryReport
 from pipelines.extents import batch_extents, drop_extents
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
@@ -147,3 +148,35 @@ def test_a_replay_cuts_an_unconfirmed_batch_between_held_ones_with_its_own_id(
     again = {e.batch_id for e in batch_extents(kusto, kusto_db, "Events", topic)}
     assert again == {e.batch_id for e in extents}, "the replay re-cut the middle batch"
     assert sorted(kusto_ids(kusto, kusto_db, "Events")) == list(range(300))
+
+
+def test_deliver_all_reads_the_next_range_while_one_settles_and_commits_each(
+    kusto, kusto_db, make_topic, produce, write_settings
+):
+    topic = make_topic(partitions=2)
+    create_event_table(kusto, kusto_db, "Events")
+    produce(topic, [event(i) for i in range(1200)], partitions=2)
+    path = write_settings(
+        topic,
+        [events_mapping(topic, kusto_db)],
+        value_converter={"kind": "json"},
+        flush_size_bytes=40_000,
+    )
+    with SinkRuntime(load_settings(path)) as runtime:
+        # Two ranges of partition 0 in a row, then partition 1: the second range of a
+        # partition commits only after the first one did.
+        ranges = [
+            OffsetRange(topic, 0, 0, 300),
+            OffsetRange(topic, 0, 300, 600),
+            OffsetRange(topic, 1, 0, 600),
+        ]
+        reports = runtime.deliver_all(ranges)
+
+        assert [r.range for r in reports if isinstance(r, DeliveryReport)] == ranges
+        states = runtime.partition_states()
+        assert {tp.partition: s.committed for tp, s in states.items()} == {0: 600, 1: 600}
+        # A retried step delivers its ranges again: committed ones are skipped, not refused.
+        again = runtime.deliver_all(ranges)
+        assert [(r.resumed_at, r.records_read) for r in again] == [(300, 0), (600, 0), (600, 0)]
+    ids = kusto_ids(kusto, kusto_db, "Events")
+    assert sorted(ids) == list(range(1200))
