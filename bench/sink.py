@@ -191,7 +191,7 @@ class TimedIngestor:
 def deliver_in_process(
     settings_path: Path, records: int, profile_to: Path | None = None
 ) -> CoreResult:
-    """Every planned range through ``SinkRuntime.deliver``, one after another, no Dagster.
+    """Every planned range through ``SinkRuntime.deliver_all``, as a run's step does, no Dagster.
 
     With ``profile_to``, a pyinstrument profile of the deliveries is written there as text.
     """
@@ -210,8 +210,9 @@ def deliver_in_process(
         began = time.monotonic()
         if profiler:
             profiler.start()
-        for rng in runtime.plan():
-            runtime.deliver(rng)
+        for outcome in runtime.deliver_all(runtime.plan()):
+            if isinstance(outcome, Exception):
+                raise outcome
         if profiler and profile_to:
             profiler.stop()
             profile_to.write_text(profiler.output_text(unicode=False, color=False))

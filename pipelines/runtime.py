@@ -6,6 +6,7 @@ sensors and the command line all run the same sink.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -242,6 +243,10 @@ class SinkRuntime:
         the ranges its failed attempt committed. Returns per range its report or
         the error that stopped it.
         """
+        # What exists now (Dagster, the SDKs, the run's clients) outlives the deliveries:
+        # frozen, the full collections that the records' churn sets off walk only what the
+        # deliveries make (unfrozen, 3 of them took 0.6 s of a 1 M record drain).
+        gc.freeze()
         outcomes: dict[OffsetRange, DeliveryReport | SinkError] = {}
         with ThreadPoolExecutor(1, thread_name_prefix="kusto-settle") as finishing:
             pending: dict[OffsetRange, Future[DeliveryReport]] = {}
