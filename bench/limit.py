@@ -2,7 +2,8 @@
 
 No decoding, no batching, no Kusto: whatever the sink adds on top of this loop is its cost.
 It reads exactly like the sink's reader (assigned partitions, ``read_committed``, large
-``consume`` batches) and gzips at the level the sink uses, on the reading thread.
+``consume`` batches, the reader's fetch settings) and gzips at the level the sink uses, on
+the reading thread.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from pipelines.read import READER_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def consume_and_gzip(
     """Read ``records`` records of ``topic`` from offset 0 and gzip their values, one a line."""
     consumer = Consumer(
         {
+            **READER_DEFAULTS,
             "bootstrap.servers": bootstrap,
             # A throwaway group: nothing is committed, the partitions are assigned.
             "group.id": f"bench-limit-{uuid.uuid4().hex[:8]}",

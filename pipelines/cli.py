@@ -129,7 +129,8 @@ def plan(config_file: Path | None) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Ranges a run delivers at once: 1 in the drain process, more in step processes",
+    help="Steps a run deals its ranges into: 1 delivers them in the drain process, more "
+    "in that many step processes at once",
 )
 def drain(config_file: Path | None, workers: int) -> None:
     """Launch delivery runs through the Dagster instance until no partition lags."""

@@ -29,6 +29,16 @@ from pipelines.plan import OffsetRange, PartitionState, TopicPartition
 T = TypeVar("T")
 
 
+# Settings of the reader that ``base`` may override. Fetch sizes stay librdkafka's: 8 MiB
+# partition fetches measured slower than the 1 MiB default on a local broker.
+READER_DEFAULTS: dict[str, str | int | bool] = {
+    # Once its prefetch queue is full (queued.min.messages, 100 000), librdkafka waits this
+    # long before fetching again: 1 s by default, so a reader that empties the queue in
+    # 0.5 s then stalls. 1 M JSON records read in 1.8-3.7 s with the default, 0.8-1.0 s.
+    "fetch.queue.backoff.ms": 10,
+}
+
+
 def consumer_config(base: Mapping[str, str], group_id: str) -> dict[str, str | int | bool]:
     """The librdkafka settings of the sink's reader: ``base`` (connection, security,
     overrides) plus what the reader relies on, which ``base`` cannot turn off."""
@@ -47,9 +57,7 @@ def consumer_config(base: Mapping[str, str], group_id: str) -> dict[str, str | i
         # A start offset deleted by retention is an error to report, not a silent jump.
         "auto.offset.reset": "error",
     }
-    # Fetch sizes stay librdkafka's: 8 MiB partition fetches measured slower than the 1 MiB
-    # default on a local broker, and the default prefetch queue already keeps ahead.
-    return {**base, **required}
+    return {**READER_DEFAULTS, **base, **required}
 
 
 def read_range(
