@@ -85,7 +85,8 @@ def bench(
     keep_stack: bool,
 ) -> None:
     """Measure the sink against the bare-consumer limit on the local stack (see bench/)."""
-    from bench.run import PHASES, Options, ratios, run
+    from bench.report import ratios
+    from bench.run import PHASES, Options, run
     from devstack import stack
 
     chosen = _words(phases)

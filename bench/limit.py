@@ -11,12 +11,16 @@ from __future__ import annotations
 import time
 import uuid
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from pipelines.read import READER_DEFAULTS
+
+# The limit's loop with librdkafka's own fetch settings, measured beside it.
+UNTUNED = "limit, librdkafka's fetch settings"
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,15 @@ def consume_and_gzip(
     batch_size: int = 1_000,
     level: int = 1,
     idle_timeout_s: float = 30.0,
+    fetch_settings: Mapping[str, str | int | bool] = READER_DEFAULTS,
 ) -> LimitResult:
-    """Read ``records`` records of ``topic`` from offset 0 and gzip their values, one a line."""
+    """Read ``records`` records of ``topic`` from offset 0 and gzip their values, one a line.
+
+    ``fetch_settings`` are the sink's reader's by default; ``{}`` leaves librdkafka's.
+    """
     consumer = Consumer(
         {
-            **READER_DEFAULTS,
+            **fetch_settings,
             "bootstrap.servers": bootstrap,
             # A throwaway group: nothing is committed, the partitions are assigned.
             "group.id": f"bench-limit-{uuid.uuid4().hex[:8]}",

@@ -100,7 +100,9 @@ class Bench:
         target = self.target(topic, format, name)
         path = sink.write_settings(self.workdir, f"bench-{self.run_id}-{name}", target, case)
         self.say(f"  drain {name}: {case.label}, flush {case.flush_size_bytes >> 20} MB")
-        result = sink.drain(path, target, self.kusto, records, workers=case.workers)
+        with CpuMeter(self.stack) as cpu:
+            result = sink.drain(path, target, self.kusto, records, workers=case.workers)
+        result.cpu_s = cpu.seconds
         if result.rows_in_kusto != records:
             raise RuntimeError(
                 f"{target.db}.{target.table} holds {result.rows_in_kusto} rows after the drain "
@@ -138,6 +140,14 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
     rows.append(row("limit", bare.seconds, gzip_bytes=bare.gzip_bytes, cpu_s=cpu.seconds))
     limit_rate = n / bare.seconds
     bench.say(f"  limit: {limit_rate:,.0f} records/s; CPU s {cpu.seconds}")
+    # The same loop with librdkafka's fetch settings: the limit sessions 1 and 2 measured
+    # against, kept to compare with (its reader stalls: see pipelines.read.READER_DEFAULTS).
+    untuned = limit.consume_and_gzip(
+        bench.stack.bootstrap_servers, topic, options.partitions, n, out, fetch_settings={}
+    )
+    out.unlink()
+    rows.append(row(limit.UNTUNED, untuned.seconds, gzip_bytes=untuned.gzip_bytes))
+    bench.say(f"  {limit.UNTUNED}: {n / untuned.seconds:,.0f} records/s")
 
     case = sink.Case(flush_size_bytes=options.flush_size_bytes)
     target = bench.target(topic, format, "core")
@@ -171,8 +181,7 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
             ("stream", sink.Case(streaming=True, flush_size_bytes=STREAMING_FLUSH_BYTES)),
         ]
     for name, drain_case in cases:
-        with CpuMeter(bench.stack) as cpu:
-            result, _ = bench.drain(topic, format, drain_case, f"{format}-{name}", n)
+        result, _ = bench.drain(topic, format, drain_case, f"{format}-{name}", n)
         rows.append(
             row(
                 f"drain {drain_case.label}",
@@ -181,11 +190,11 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
                 first_row_s=_round(result.first_row_s),
                 peak_rss_mb={k: round(v) for k, v in result.peak_rss_mb.items()},
                 timeline=result.timeline,
-                cpu_s=cpu.seconds,
+                cpu_s=result.cpu_s,
             )
         )
         bench.say(
-            f"  drain: {n / result.seconds:,.0f} records/s; {result.timeline}; CPU s {cpu.seconds}"
+            f"  drain: {n / result.seconds:,.0f} records/s; {result.timeline}; CPU s {result.cpu_s}"
         )
     return rows
 
@@ -252,11 +261,15 @@ def scaling(bench: Bench) -> list[dict[str, Any]]:
                     ),
                     "peak_rss_mb": {k: round(v) for k, v in result.peak_rss_mb.items()},
                     "timeline": result.timeline,
+                    "cpu_s": result.cpu_s,
+                    # Cores the whole machine kept busy on average (2 = both, all the time).
+                    "cores_busy": round(sum(result.cpu_s.values()) / result.seconds, 2),
                 }
             )
             bench.say(
                 f"  {options.scale_records / result.seconds:,.0f} records/s, "
-                f"in runs {rows[-1]['in_runs_records_per_s'] or 0:,.0f}"
+                f"in runs {rows[-1]['in_runs_records_per_s'] or 0:,.0f}, "
+                f"cores busy {rows[-1]['cores_busy']}"
             )
     return rows
 
@@ -315,12 +328,3 @@ def run(stack: StackConfig, options: Options, say: Callable[[str], None]) -> dic
     files = report.write(results, options.out_dir, bench.stem)
     results["files"] = {k: str(p) for k, p in files.items()}
     return results
-
-
-def ratios(results: dict[str, Any]) -> list[str]:
-    """``json: drain exactly-once queued / limit = 0.42`` for every sink run measured."""
-    lines = []
-    for row in results.get("throughput", []):
-        if "vs_limit" in row:
-            lines.append(f"{row['format']}: {row['run']} / limit = {row['vs_limit']:.2f}")
-    return lines

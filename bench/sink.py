@@ -106,6 +106,8 @@ class DrainResult:
     processes: list[dict[str, Any]] = field(default_factory=list)
     # Orchestration vs work, from the Dagster event log (see bench.timeline).
     timeline: dict[str, Any] = field(default_factory=dict)
+    # CPU seconds per part of the machine while the drain ran (see bench.cpu).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 def dagster_home(workdir: Path) -> Path:

@@ -30,10 +30,13 @@ def test_bench_measures_limit_and_sink_and_writes_its_report(stack, tmp_path):
     runs = {row["run"]: row for row in results["throughput"]}
     assert set(runs) == {
         "limit",
+        "limit, librdkafka's fetch settings",
         "sink in-process, exactly-once queued",
         "drain exactly-once queued",
     }
     drained = runs["drain exactly-once queued"]
+    # Where the CPU went: the drain process and each server of the stack.
+    assert drained["cpu_s"]["measured"] > 0 and "kusto-emulator" in drained["cpu_s"]
     assert drained["records"] == 2000 and drained["records_per_s"] > 0
     assert drained["first_row_s"] is not None
     # One worker: the drain delivers in its own process, which the sampler measured.
