@@ -19,6 +19,7 @@ from functools import cached_property
 from azure.kusto.data import KustoClient
 from azure.kusto.ingest import ManagedStreamingIngestClient, QueuedIngestClient
 from confluent_kafka import Consumer, Message
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -39,7 +40,7 @@ from pipelines.evolve import with_schema_checks
 from pipelines.ingest import IngestTarget, KustoIngestor
 from pipelines.metadata import with_metadata
 from pipelines.plan import OffsetRange, PartitionState, TopicPartition, plan
-from pipelines.read import consumer_config, partition_states, read_range
+from pipelines.read import consumer_config, partition_states, read_range, stable_committed
 from pipelines.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -248,12 +249,16 @@ class SinkRuntime:
         # deliveries make (unfrozen, 3 of them took 0.6 s of a 1 M record drain).
         gc.freeze()
         outcomes: dict[OffsetRange, DeliveryReport | SinkError] = {}
+        try:
+            committed_at = self._committed(ranges)
+        except SinkError as error:
+            return [error for _ in ranges]
         with ThreadPoolExecutor(1, thread_name_prefix="kusto-settle") as finishing:
             pending: dict[OffsetRange, Future[DeliveryReport]] = {}
             for rng in ranges:
                 committer = self.committer(rng.topic, rng.partition)
                 try:
-                    committed = committer.committed(rng.topic, rng.partition)
+                    committed = committed_at.get((rng.topic, rng.partition))
                     if committed is not None and committed >= rng.end:
                         log.info("%s: committed already (offset %d), skipped", rng, committed)
                         outcomes[rng] = DeliveryReport(rng, resumed_at=rng.end)
@@ -269,6 +274,17 @@ class SinkRuntime:
                 except SinkError as error:
                     outcomes[rng] = error
         return [outcomes[rng] for rng in ranges]
+
+    def _committed(self, ranges: Sequence[OffsetRange]) -> dict[tuple[str, int], int]:
+        """The group's committed offsets of the ranges' partitions, in one request."""
+        partitions = sorted({(r.topic, r.partition) for r in ranges})
+        topics = sorted({topic for topic, _ in partitions})
+        return stable_committed(
+            self.admin,
+            self.settings.group_id,
+            [KafkaTopicPartition(topic, partition) for topic, partition in partitions],
+            topics,
+        )
 
     def _stage(self, rng: OffsetRange) -> StagedRange:
         self.check()
