@@ -40,7 +40,9 @@ def _words(text: str) -> tuple[str, ...]:
     show_default=True,
     help="flush_interval_ms of the freshness sink (its interval sensor's tick)",
 )
-@click.option("--scale-records", default=200_000, show_default=True, help="Records per scaling run")
+@click.option(
+    "--scale-records", default=1_000_000, show_default=True, help="Records per scaling run"
+)
 @click.option("--scale-partitions", default="1,2,4,8", show_default=True)
 @click.option("--scale-workers", default="1,2", show_default=True)
 @click.option("--memory-records", default=1_000_000, show_default=True)

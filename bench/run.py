@@ -43,7 +43,7 @@ class Options:
     freshness_rate: int = 1000
     freshness_seconds: float = 60.0
     freshness_flush_interval_ms: int = 10_000
-    scale_records: int = 200_000
+    scale_records: int = 1_000_000
     scale_partitions: Sequence[int] = (1, 2, 4, 8)
     scale_workers: Sequence[int] = (1, 2)
     memory_records: int = 1_000_000
