@@ -44,8 +44,8 @@ def markdown(results: dict[str, Any]) -> str:
             "## Throughput (same records for every row of a format)",
             "",
             "| format | run | records | seconds | records/s | MB/s | vs limit | first row s "
-            "| peak RSS MB (drain / step) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| all rows s | peak RSS MB (drain / step) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in throughput:
             rss = row.get("peak_rss_mb") or {}
@@ -54,7 +54,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {row['format']} | {row['run']} | {row['records']:,} | "
                 f"{row['seconds']:.1f} | {_num(row['records_per_s'])} | "
                 f"{_num(row['mb_per_s'], 1)} | {_num(row.get('vs_limit'), 2)} | "
-                f"{_num(row.get('first_row_s'), 1)} | {rss_text} |"
+                f"{_num(row.get('first_row_s'), 1)} | {_num(row.get('all_rows_s'), 1)} | "
+                f"{rss_text} |"
             )
         lines += ["", *(f"- {line}" for line in ratios(results)), ""]
     metered = [r for r in throughput if r.get("cpu_s")]

@@ -188,6 +188,7 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
                 result.seconds,
                 vs_limit=n / result.seconds / limit_rate,
                 first_row_s=_round(result.first_row_s),
+                all_rows_s=_round(result.all_rows_s),
                 peak_rss_mb={k: round(v) for k, v in result.peak_rss_mb.items()},
                 timeline=result.timeline,
                 cpu_s=result.cpu_s,

@@ -39,6 +39,7 @@ def test_bench_measures_limit_and_sink_and_writes_its_report(stack, tmp_path):
     assert drained["cpu_s"]["measured"] > 0 and "kusto-emulator" in drained["cpu_s"]
     assert drained["records"] == 2000 and drained["records_per_s"] > 0
     assert drained["first_row_s"] is not None
+    assert drained["all_rows_s"] >= drained["first_row_s"]
     # One worker: the drain delivers in its own process, which the sampler measured.
     assert drained["peak_rss_mb"]["drain"] > 0
     assert drained["timeline"]["deliver_step_s"]["count"] == 1
