@@ -28,6 +28,8 @@ def test_kafka_broker_stopped_mid_read_and_started_10s_later(
     sink: FaultSink = fault_sink(
         partitions=1,
         kafka={"bootstrap_servers": ledger.stack.bootstrap_servers, "librdkafka": SLOW_FETCHES},
+        # A broker restart under a loaded CI machine took ~30 s: more than the default 20 s.
+        retry={"max_time_ms": 60_000, "backoff_ms": 500},
     )
     records = ledger.events(600)
     ledger.produce(sink.topics[0], records[:300] + POISON + records[300:])

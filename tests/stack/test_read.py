@@ -34,6 +34,10 @@ def test_consumer_config_keeps_overrides_but_not_what_the_reader_relies_on() -> 
     assert config["enable.auto.offset.store"] is False
     assert config["isolation.level"] == "read_committed"
     assert config["enable.partition.eof"] is True
+    # The reader's fetch settings (see READER_DEFAULTS) apply unless overridden.
+    assert config["fetch.queue.backoff.ms"] == 10 and config["fetch.wait.max.ms"] == 50
+    tuned = consumer_config({"fetch.wait.max.ms": "500"}, "connect-orders")
+    assert tuned["fetch.wait.max.ms"] == "500"
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
