@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from azure.kusto.data import KustoClient
 from confluent_kafka import Producer
+from e2e_helpers import create_event_table, event, events_mapping
 
 from devstack.stack import StackConfig
 
@@ -25,3 +28,27 @@ def produce(stack: StackConfig) -> Callable[..., None]:
         assert producer.flush(30) == 0
 
     return send
+
+
+@pytest.fixture
+def json_events(
+    kusto: KustoClient,
+    kusto_db: str,
+    make_topic: Callable[..., str],
+    produce: Callable[..., None],
+    write_settings: Callable[..., Path],
+) -> Callable[..., tuple[str, Path]]:
+    """``json_events(partitions, records, **settings)``: a topic holding ``records`` JSON
+    events spread over its ``partitions``, an ``Events`` table, and the settings file of a
+    sink mapping one to the other (``settings`` override the file's)."""
+
+    def make(partitions: int, records: int, **settings: object) -> tuple[str, Path]:
+        topic = make_topic(partitions=partitions)
+        create_event_table(kusto, kusto_db, "Events")
+        produce(topic, [event(i) for i in range(records)], partitions=partitions)
+        path = write_settings(
+            topic, [events_mapping(topic, kusto_db)], value_converter={"kind": "json"}, **settings
+        )
+        return topic, path
+
+    return make

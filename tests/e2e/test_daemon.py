@@ -15,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from e2e_helpers import create_event_table, event, events_mapping
 
 from devstack.dagster_daemon import start_daemon, stop_daemon
 from pipelines.config import load_settings
@@ -37,15 +36,11 @@ def wait_for_failed_run(instance: dg.DagsterInstance, sink: str, timeout: float)
 
 
 def test_sensor_runs_and_a_run_retry_deliver_everything_once(
-    stack, kusto, kusto_db, make_topic, produce, write_settings, tmp_path, monkeypatch
+    stack, kusto, kusto_db, json_events, tmp_path, monkeypatch
 ):
-    topic = make_topic(partitions=2)
-    create_event_table(kusto, kusto_db, "Events")
-    produce(topic, [event(i) for i in range(400)], partitions=2)
-    path = write_settings(
-        topic,
-        [events_mapping(topic, kusto_db)],
-        value_converter={"kind": "json"},
+    topic, path = json_events(
+        2,
+        400,
         flush_interval_ms=1000,
         # Two step retries a few hundred ms apart: the injected failures outlast them.
         retry={"max_time_ms": 1500, "backoff_ms": 300},

@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 import pytest
-from e2e_helpers import create_event_table, event, events_mapping
+from e2e_helpers import event
 
 from pipelines.config import load_settings
 from pipelines.definitions import build_definitions
@@ -18,12 +18,8 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
-def events_sink(kusto, kusto_db, make_topic, produce, write_settings):
-    topic = make_topic(partitions=2)
-    create_event_table(kusto, kusto_db, "Events")
-    produce(topic, [event(i) for i in range(400)], partitions=2)
-    mapping = events_mapping(topic, kusto_db)
-    path = write_settings(topic, [mapping], value_converter={"kind": "json"})
+def events_sink(kusto_db, json_events):
+    topic, path = json_events(2, 400)
     return topic, kusto_db, path
 
 
@@ -49,15 +45,9 @@ def test_job_delivers_ranges_and_materializes_batches(kusto, events_sink):
 
 
 def test_a_following_run_delivers_records_that_arrive_after_its_ranges(
-    kusto, kusto_db, make_topic, produce, write_settings
+    kusto, kusto_db, produce, json_events
 ):
-    topic = make_topic(partitions=2)
-    create_event_table(kusto, kusto_db, "Events")
-    produce(topic, [event(i) for i in range(200)], partitions=2)
-    mapping = events_mapping(topic, kusto_db)
-    path = write_settings(
-        topic, [mapping], value_converter={"kind": "json"}, flush_interval_ms=1000
-    )
+    topic, path = json_events(2, 200, flush_interval_ms=1000)
     defs = build_definitions(str(path))
     with SinkRuntime(load_settings(path)) as runtime:
         ranges = runtime.plan()

@@ -20,18 +20,8 @@ def kusto_ids(kusto: KustoClient, db: str, table: str) -> list[int]:
     return [row["id"] for row in rows]
 
 
-def test_json_topic_lands_exactly_once_and_offsets_are_committed(
-    kusto, kusto_db, make_topic, produce, write_settings
-):
-    topic = make_topic(partitions=3)
-    create_event_table(kusto, kusto_db, "Events")
-    produce(topic, [event(i) for i in range(3000)])
-    path = write_settings(
-        topic,
-        [events_mapping(topic, kusto_db)],
-        value_converter={"kind": "json"},
-        flush_size_bytes=40_000,
-    )
+def test_json_topic_lands_exactly_once_and_offsets_are_committed(kusto, kusto_db, json_events):
+    topic, path = json_events(3, 3000, flush_size_bytes=40_000)
     with SinkRuntime(load_settings(path)) as runtime:
         ranges = runtime.plan()
         assert {(r.partition, r.start, r.end) for r in ranges} == {
@@ -151,17 +141,9 @@ def test_a_replay_cuts_an_unconfirmed_batch_between_held_ones_with_its_own_id(
 
 
 def test_deliver_all_reads_the_next_range_while_one_settles_and_commits_each(
-    kusto, kusto_db, make_topic, produce, write_settings
+    kusto, kusto_db, json_events
 ):
-    topic = make_topic(partitions=2)
-    create_event_table(kusto, kusto_db, "Events")
-    produce(topic, [event(i) for i in range(1200)], partitions=2)
-    path = write_settings(
-        topic,
-        [events_mapping(topic, kusto_db)],
-        value_converter={"kind": "json"},
-        flush_size_bytes=40_000,
-    )
+    topic, path = json_events(2, 1200, flush_size_bytes=40_000)
     with SinkRuntime(load_settings(path)) as runtime:
         # Two ranges of partition 0 in a row, then partition 1: the second range of a
         # partition commits only after the first one did.
