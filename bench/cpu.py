@@ -2,30 +2,20 @@
 
 On a 2-core box the stack's servers compete with the sink for the same cores, so a run's
 wall time is read against where the CPU went: the measuring process and its children (the
-limit's loop, the in-process sink, a `kusto-sink drain` child once it is waited for) and
-each server of the local stack (Linux ``/proc``; threads are counted with their process).
+limit's loop, the in-process sink; a drain's process tree is sampled by bench.procs
+instead) and each server of the local stack (Linux ``/proc``; threads are counted with
+their process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from bench.procs import process_cpu_s
 from devstack.process import read_running
 from devstack.stack import StackConfig, stages
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _process_cpu_s(pid: int) -> float | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _own_cpu_s() -> float:
@@ -46,9 +36,10 @@ class CpuMeter:
         for stage in stages(self.stack):
             for server in stage:
                 running = read_running(self.stack.run_dir, server.name)
-                cpu = _process_cpu_s(running.pid) if running else None
-                if cpu is not None:
-                    sample[server.name] = cpu
+                if running is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    sample[server.name] = process_cpu_s(running.pid)
         return sample
 
     def __enter__(self) -> CpuMeter:

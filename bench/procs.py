@@ -1,8 +1,10 @@
-"""Peak resident memory of a process and of every process it starts (Linux ``/proc``).
+"""Peak resident memory and CPU time of a process and of every process it starts (``/proc``).
 
 A sampler thread walks the process tree every ``interval_s`` and keeps, per process, the
-largest ``VmHWM`` (the kernel's own high-water mark of resident memory) it saw. A process
-that lives shorter than one interval can be missed; Dagster's step processes live seconds.
+largest ``VmHWM`` (the kernel's own high-water mark of resident memory) and the last CPU
+time it saw. A process that lives shorter than one interval can be missed; Dagster's step
+processes live seconds. (A parent's rusage would miss them: forked step processes are the
+children of a forkserver that nobody waits for.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _PROC = Path("/proc")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -20,6 +23,7 @@ class ProcessPeak:
     pid: int
     command: str
     peak_rss_mb: float
+    cpu_s: float = 0.0
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -28,6 +32,14 @@ def _status(pid: int) -> dict[str, str]:
         key, _, value = line.partition(":")
         fields[key] = value.strip()
     return fields
+
+
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of ``pid`` (its threads included); OSError once gone."""
+    stat = (_PROC / str(pid) / "stat").read_text()
+    # Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _children() -> dict[int, list[int]]:
@@ -72,14 +84,15 @@ class TreeSampler:
             todo += tree.get(pid, [])
             try:
                 hwm = _status(pid).get("VmHWM", "0 kB")
+                cpu = process_cpu_s(pid)
             except OSError:
                 continue
             mb = int(hwm.split()[0]) / 1024
             known = self.peaks.get(pid)
             if known is None:
-                self.peaks[pid] = ProcessPeak(pid, _command(pid), mb)
-            elif mb > known.peak_rss_mb:
-                known.peak_rss_mb = mb
+                known = self.peaks[pid] = ProcessPeak(pid, _command(pid), mb)
+            known.peak_rss_mb = max(known.peak_rss_mb, mb)
+            known.cpu_s = max(known.cpu_s, cpu)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -94,6 +107,10 @@ class TreeSampler:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the whole tree, as last sampled."""
+        return sum(peak.cpu_s for peak in self.peaks.values())
 
     def by_role(self) -> dict[str, float]:
         """Largest peak per role: the drain itself, Dagster step processes, other children."""

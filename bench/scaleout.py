@@ -146,6 +146,14 @@ class ScaleOut:
         }
         with SinkRuntime(load_settings(str(path))) as runtime:
             groups = split(runtime.plan(), workers)
+        # The instance's tables, made once: run workers starting together on an empty
+        # database race to create them (seen: a duplicate-key error from one worker).
+        subprocess.run(
+            [sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         # Timed from the workers' start, as the drain is timed from its command's start; the
         # plan above is one broker round trip.
         began = time.monotonic()

@@ -112,6 +112,8 @@ class DrainResult:
     processes: list[dict[str, Any]] = field(default_factory=list)
     # Orchestration vs work, from the Dagster event log (see bench.timeline).
     timeline: dict[str, Any] = field(default_factory=dict)
+    # CPU seconds of the drain's process tree (forked step processes included).
+    tree_cpu_s: float = 0.0
     # CPU seconds per part of the machine while the drain ran (see bench.cpu).
     cpu_s: dict[str, float] = field(default_factory=dict)
 
@@ -163,6 +165,7 @@ def drain(
             for p in sampler.peaks.values()
         ],
         timeline=drain_timeline(home, launched_at, ended_at),
+        tree_cpu_s=sampler.cpu_s(),
     )
 
 
