@@ -183,6 +183,12 @@ def retry_policy(settings: SinkSettings) -> dg.RetryPolicy:
 Outcome = list[DeliveryReport] | SinkError
 
 
+class _SomeFailed(Exception):
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__("some ranges failed")
+        self.outcomes = outcomes
+
+
 def run_delivery(
     context: dg.OpExecutionContext,
     sink: SinkResource,
@@ -203,6 +209,12 @@ def run_delivery(
     try:
         with sink.runtime() as runtime:
             outcomes = deliver(runtime)
+            if any(isinstance(outcome, SinkError) for outcome in outcomes):
+                # Leaving the block with an error drops the run's shared clients: the step's
+                # retry starts on fresh ones.
+                raise _SomeFailed(outcomes)
+    except _SomeFailed as failed:
+        outcomes = failed.outcomes
     except SinkError as error:
         outcomes = [error] * len(ranges)
     delivered: list[DeliveryReport] = []

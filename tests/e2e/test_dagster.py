@@ -10,6 +10,7 @@ from e2e_helpers import event
 
 from pipelines.config import load_settings
 from pipelines.definitions import build_definitions
+from pipelines.errors import KafkaUnavailable
 from pipelines.jobs import PARTITIONS_TAG, kusto_asset_key, run_config
 from pipelines.runtime import SinkRuntime
 from sensors.lag import run_requests
@@ -89,3 +90,34 @@ def test_sensor_plans_lagging_partitions_and_skips_busy_ones(events_sink):
         (0, 0, 200),
         (1, 0, 200),
     ]
+
+
+def test_a_step_retry_delivers_on_fresh_clients_and_skips_what_was_committed(
+    kusto, kusto_db, json_events, monkeypatch
+):
+    topic, path = json_events(2, 200, retry={"max_time_ms": 1000, "backoff_ms": 200})
+    defs = build_definitions(str(path))
+    with SinkRuntime(load_settings(path)) as runtime:
+        ranges = runtime.plan()
+    attempts: list[SinkRuntime] = []
+    deliver_all = SinkRuntime.deliver_all
+
+    def first_partition_fails_once(self: SinkRuntime, todo: list) -> list:
+        attempts.append(self)
+        outcomes = deliver_all(self, todo)
+        if len(attempts) == 1:
+            # The second range reported failed after its commit went through, as when the
+            # commit's answer is lost: the retry must find it committed, not deliver it again.
+            outcomes[1] = KafkaUnavailable("broker away", topic=topic, partition=todo[1].partition)
+        return outcomes
+
+    monkeypatch.setattr(SinkRuntime, "deliver_all", first_partition_fails_once)
+    with dg.instance_for_test() as instance:
+        job = defs.get_job_def("deliver_ranges")
+        result = job.execute_in_process(
+            run_config=run_config(ranges), instance=instance, resources=defs.resources
+        )
+    assert result.success
+    assert len(attempts) == 2 and attempts[0] is not attempts[1], "the retry reused clients"
+    ids = kusto.execute_query(kusto_db, "Events | summarize count(), dcount(id)")
+    assert list(ids.primary_results[0][0]) == [200, 200]
