@@ -8,6 +8,7 @@ from e2e_helpers import create_event_table, event, events_mapping, id_checksum
 
 from pipelines.config import ConfigError, load_settings
 from pipelines.deliver import DeliveryReport
+from pipelines.errors import DecodeError
 from pipelines.extents import batch_extents, drop_extents
 from pipelines.plan import OffsetRange
 from pipelines.runtime import SinkRuntime
@@ -162,3 +163,18 @@ def test_deliver_all_reads_the_next_range_while_one_settles_and_commits_each(
         assert [(r.resumed_at, r.records_read) for r in again] == [(300, 0), (600, 0), (600, 0)]
     ids = kusto_ids(kusto, kusto_db, "Events")
     assert sorted(ids) == list(range(1200))
+
+
+def test_deliver_all_goes_on_after_a_range_stopped_by_a_bad_record(
+    kusto, kusto_db, json_events, produce
+):
+    # behavior.on.error=fail: the bad record stops its range, not the ranges after it.
+    topic, path = json_events(2, 400)
+    produce(topic, [b"{not json"], partitions=1)  # to partition 0, after its 200 events
+    with SinkRuntime(load_settings(path)) as runtime:
+        first, second = sorted(runtime.plan(), key=lambda r: r.partition)
+        stopped, delivered = runtime.deliver_all([first, second])
+        assert isinstance(stopped, DecodeError) and stopped.offset == 200
+        assert isinstance(delivered, DeliveryReport) and delivered.rows == 200
+        states = runtime.partition_states()
+        assert {tp.partition: s.committed for tp, s in states.items()} == {0: None, 1: 200}

@@ -206,7 +206,9 @@ class FaultSink:
         return SinkRuntime(load_settings(self.path))
 
     def deliver_all(self) -> None:
-        """Deliver every planned range, as a fresh sink process would."""
+        """Deliver every planned range as a fresh sink process's step would (all ranges in
+        one go, the next read while the previous is confirmed); raises the first error."""
         with self.runtime() as runtime:
-            for rng in runtime.plan():
-                runtime.deliver(rng)
+            for outcome in runtime.deliver_all(runtime.plan()):
+                if isinstance(outcome, Exception):
+                    raise outcome
