@@ -260,8 +260,8 @@ class SinkRuntime:
         with ThreadPoolExecutor(1, thread_name_prefix="kusto-settle") as finishing:
             pending: dict[OffsetRange, Future[DeliveryReport]] = {}
             for rng in ranges:
-                committer = self.committer(rng.topic, rng.partition)
                 try:
+                    committer = self.committer(rng.topic, rng.partition)
                     committed = committed_at.get((rng.topic, rng.partition))
                     if committed is not None and committed >= rng.end:
                         log.info("%s: committed already (offset %d), skipped", rng, committed)

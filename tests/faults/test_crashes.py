@@ -25,8 +25,9 @@ import sys
 from pipelines.config import load_settings
 from pipelines.runtime import SinkRuntime
 with SinkRuntime(load_settings(sys.argv[1])) as runtime:
-    for rng in runtime.plan():
-        runtime.deliver(rng)
+    for outcome in runtime.deliver_all(runtime.plan()):
+        if isinstance(outcome, Exception):
+            raise outcome
 """
 
 
