@@ -201,10 +201,9 @@ def run_delivery(
     batches, counters, a log line. Live delivery and backfills differ only in ``deliver``,
     which returns an outcome per range.
 
-    Errors become Dagster's, the first one once every range is reported: transient ones
-    are retried by the step's policy, terminal ones (a bad record under
-    behavior.on.error=fail, a commit conflict) fail the step at once, since they would fail
-    the same way again.
+    Errors become Dagster's once every range is reported: a transient one is retried by the
+    step's policy; when all are terminal (a bad record under behavior.on.error=fail, a
+    commit conflict) the step fails at once, since it would fail the same way again.
     """
     try:
         with sink.runtime() as runtime:
@@ -229,8 +228,11 @@ def run_delivery(
         _report(context, rng, outcome, kind)
         delivered += outcome
     if errors:
-        if errors[0].transient:
-            raise errors[0]
+        # One transient error is worth a retry of the step (the ranges it committed are
+        # skipped then), even if another range's error would fail the same way again.
+        transient = [error for error in errors if error.transient]
+        if transient:
+            raise transient[0]
         raise dg.Failure(str(errors[0]), allow_retries=False) from errors[0]
     return delivered
 

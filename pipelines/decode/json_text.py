@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 
 import msgspec
@@ -33,6 +34,11 @@ _FIRST_BYTE = itemgetter(0)
 _SUBDIVIDE = 16
 _SMALLEST_BLOCK = 512
 _BYTE_POSITION = re.compile(r"\s*\(byte (\d+)\)$")
+# msgspec's nesting limit is the interpreter's recursion limit less the caller's stack depth:
+# a record too deep where it is checked is judged again on a thread of its own, so its
+# verdict never depends on where it was decoded (a batch split decodes it again elsewhere).
+_SHALLOW_STACK = ThreadPoolExecutor(1, thread_name_prefix="json-nesting")
+_KINDS = {ord("["): "array", ord('"'): "string", ord("n"): "null", ord("t"): "boolean"}
 
 
 def check_json_lines(values: list[bytes]) -> tuple[list[bytes], dict[int, str]]:
@@ -86,11 +92,18 @@ def json_object_problem(value: bytes) -> str | None:
     if not value.strip():
         return "empty record: no JSON value"
     try:
-        _ONE_VALUE.decode(value)
+        try:
+            _ONE_VALUE.decode(value)
+        except RecursionError:
+            _SHALLOW_STACK.submit(_ONE_VALUE.decode, value).result()
     except msgspec.DecodeError as error:
         return _describe(value, error)
-    if value.lstrip()[:1] != b"{":
-        return f"not a JSON object: the record is a JSON {json_kind(msgspec.json.decode(value))}"
+    except RecursionError:
+        return "JSON nested too deeply: about 1 000 levels or more"
+    first = value.lstrip()[0]
+    if first != ord("{"):
+        kind = _KINDS.get(first, "boolean" if first == ord("f") else "number")
+        return f"not a JSON object: the record is a JSON {kind}"
     return None
 
 
@@ -102,7 +115,7 @@ def _all_good(values: list[bytes]) -> bool:
         if bytes(map(_FIRST_BYTE, values)).count(b"{") != len(values):
             return False  # not an object, or leading whitespace: see record by record
         parsed = _VALUES.decode(b"[" + joined + b"]")
-    except (IndexError, msgspec.DecodeError):  # an empty record; a syntax error
+    except (IndexError, msgspec.DecodeError, RecursionError):  # empty; bad syntax; too deep
         return False
     # Each record must be one whole value: a string left open in one record could swallow
     # the comma after it, and a comma inside the next could stand in for it.

@@ -134,6 +134,26 @@ def test_json_leading_and_trailing_whitespace_is_accepted_either_way() -> None:
         assert chunks[0].payloads == [spaced]
 
 
+def nested(levels: int) -> bytes:
+    return b'{"a":' + b"[" * levels + b"]" * levels + b"}"
+
+
+def test_json_nested_too_deeply_is_dead_lettered_wherever_it_is_checked() -> None:
+    # msgspec's depth limit is the interpreter's, less the caller's stack: the verdict on a
+    # record must not depend on it (a batch split decodes its records again elsewhere).
+    def verdicts(frames: int = 0) -> list:
+        if frames:
+            return verdicts(frames - 1)
+        run = records(b'{"ok": 1}', nested(800), nested(5000), b'{"ok": 2}')
+        chunks, dead = make_decoder("json", "json").decode(run)
+        return [[o for c in chunks for o in c.offsets], reasons(dead)]
+
+    kept, bad = verdicts()
+    assert kept == [100, 101, 103]
+    assert list(bad) == [102] and "nested too deeply" in bad[102]
+    assert verdicts(frames=300) == [kept, bad]
+
+
 def test_json_text_values_from_string_deserializers_are_encoded() -> None:
     chunks, dead = make_decoder("string", "json").decode(records('{"é": 1}'))
     assert dead == [] and chunks[0].payloads == ['{"é": 1}'.encode()]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pipelines.jobs import deal, mapping_key, run_config
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import pytest
+
+from pipelines.errors import DecodeError, KafkaUnavailable
+from pipelines.jobs import deal, mapping_key, run_config, run_delivery
 from pipelines.plan import OffsetRange
 
 
@@ -41,3 +49,44 @@ def test_run_config_sets_steps_and_executor_together() -> None:
     two = run_config(ranges(0, 1), max_concurrent=2)
     assert two["ops"]["offset_ranges"]["config"]["steps"] == 2  # type: ignore[index]
     assert two["execution"]["config"]["multiprocess"]["max_concurrent"] == 2  # type: ignore[index]
+
+
+class _NoClients:
+    """Stands in for the sink resource: run_delivery only opens and closes its runtime."""
+
+    @contextmanager
+    def runtime(self) -> Iterator[None]:
+        yield None
+
+
+class _Context:
+    """The parts of an op's context run_delivery uses: its event log and logger."""
+
+    retry_number = 0
+    log = logging.getLogger("test_jobs")
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def log_event(self, event: object) -> None:
+        self.events.append(event)
+
+
+def test_a_step_with_one_transient_failure_among_its_ranges_is_retried() -> None:
+    planned = ranges(0, 1)
+    bad_record = DecodeError("bad", topic="orders", partition=0, offset=5)
+    broker_away = KafkaUnavailable("away", topic="orders", partition=1)
+    with pytest.raises(KafkaUnavailable):  # retried by the step's policy
+        run_delivery(
+            _Context(), _NoClients(), planned,  # type: ignore[arg-type]
+            lambda runtime: [bad_record, broker_away], kind="live",
+        )  # fmt: skip
+    context = _Context()
+    with pytest.raises(dg.Failure) as failed:  # nothing a retry could mend
+        run_delivery(
+            context, _NoClients(), planned,  # type: ignore[arg-type]
+            lambda runtime: [bad_record, []], kind="live",
+        )  # fmt: skip
+    assert "offset=5" in str(failed.value)
+    # Both ranges are on the record: one failed, one delivered (nothing to ingest).
+    assert [e.metadata["offsets"].value for e in context.events] == ["0-100", "100-200"]  # type: ignore[attr-defined]
