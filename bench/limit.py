@@ -17,10 +17,19 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from pipelines.read import READER_DEFAULTS
+from pipelines.read import consumer_config
 
 # The limit's loop with librdkafka's own fetch settings, measured beside it.
 UNTUNED = "limit, librdkafka's fetch settings"
+# librdkafka's defaults of what pipelines.read.READER_DEFAULTS sets.
+LIBRDKAFKA_FETCH = {"fetch.queue.backoff.ms": "1000", "fetch.wait.max.ms": "500"}
+
+
+def reader(bootstrap: str, name: str, fetch_settings: Mapping[str, str] | None = None) -> Consumer:
+    """A consumer configured as the sink's reader, in a throwaway group (the partitions are
+    assigned, nothing is committed), ``fetch_settings`` overriding the reader's."""
+    base = {"bootstrap.servers": bootstrap, **(fetch_settings or {})}
+    return Consumer(consumer_config(base, f"{name}-{uuid.uuid4().hex[:8]}"))
 
 
 @dataclass(frozen=True)
@@ -46,27 +55,17 @@ def consume_and_gzip(
     records: int,
     out_file: Path,
     *,
-    # As the sink's reader: consume() waits to fill a batch, and 10 000 records span more
-    # fetches than 1 000 do, so each call can wait out fetch.wait.max.ms (measured 6x slower).
+    # As the sink's reader (pipelines.read.read_range).
     batch_size: int = 1_000,
     level: int = 1,
     idle_timeout_s: float = 30.0,
-    fetch_settings: Mapping[str, str | int | bool] = READER_DEFAULTS,
+    fetch_settings: Mapping[str, str] | None = None,
 ) -> LimitResult:
     """Read ``records`` records of ``topic`` from offset 0 and gzip their values, one a line.
 
-    ``fetch_settings`` are the sink's reader's by default; ``{}`` leaves librdkafka's.
+    ``fetch_settings`` override the sink's reader's (``LIBRDKAFKA_FETCH``: librdkafka's own).
     """
-    consumer = Consumer(
-        {
-            **fetch_settings,
-            "bootstrap.servers": bootstrap,
-            # A throwaway group: nothing is committed, the partitions are assigned.
-            "group.id": f"bench-limit-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = reader(bootstrap, "bench-limit", fetch_settings)
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     gzip = zlib.compressobj(level, zlib.DEFLATED, 31)
     seen = raw = 0

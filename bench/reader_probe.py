@@ -15,26 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.limit import LIBRDKAFKA_FETCH
+from bench.limit import reader as limit_reader
 from devstack.stack import StackConfig
 from pipelines.read import READER_DEFAULTS
-
-
-def consumer(bootstrap: str, settings: dict[str, str | int | bool]) -> Consumer:
-    return Consumer(
-        {
-            **settings,
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-probe-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            # As the sink's reader: the end of a partition is an event, not a timeout.
-            "enable.partition.eof": True,
-        }
-    )
 
 
 def read(reader: Consumer, topic: str, partitions: int, records: int) -> float:
@@ -71,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--librdkafka", action="store_true", help="librdkafka's fetch settings")
     args = parser.parse_args(argv)
-    settings = {} if args.librdkafka else dict(READER_DEFAULTS)
-    bootstrap = StackConfig.from_env().bootstrap_servers
-    reader = consumer(bootstrap, settings)
+    override = LIBRDKAFKA_FETCH if args.librdkafka else None
+    settings = {**READER_DEFAULTS, **(override or {})}
+    reader = limit_reader(StackConfig.from_env().bootstrap_servers, "reader-probe", override)
     try:
         meta = reader.list_topics(args.topic, timeout=10).topics[args.topic]
         partitions = len(meta.partitions)
@@ -84,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         reader.close()
     firsts = " ".join(f"{w:.3f}" for w in waits)
     sys.stdout.write(
-        f"fetch settings {settings or 'librdkafka defaults'}\n"
+        f"fetch settings {settings}\n"
         f"read {args.records:,} records of {partitions} partition(s) in {seconds:.2f} s\n"
         f"first record after assign(), per partition, s: {firsts}\n"
     )

@@ -145,7 +145,12 @@ def _throughput_of(bench: Bench, format: str) -> list[dict[str, Any]]:
     # The same loop with librdkafka's fetch settings: the limit sessions 1 and 2 measured
     # against, kept to compare with (its reader stalls: see pipelines.read.READER_DEFAULTS).
     untuned = limit.consume_and_gzip(
-        bench.stack.bootstrap_servers, topic, options.partitions, n, out, fetch_settings={}
+        bench.stack.bootstrap_servers,
+        topic,
+        options.partitions,
+        n,
+        out,
+        fetch_settings=limit.LIBRDKAFKA_FETCH,
     )
     out.unlink()
     rows.append(row(limit.UNTUNED, untuned.seconds, gzip_bytes=untuned.gzip_bytes))

@@ -38,7 +38,14 @@ _BYTE_POSITION = re.compile(r"\s*\(byte (\d+)\)$")
 # a record too deep where it is checked is judged again on a thread of its own, so its
 # verdict never depends on where it was decoded (a batch split decodes it again elsewhere).
 _SHALLOW_STACK = ThreadPoolExecutor(1, thread_name_prefix="json-nesting")
-_KINDS = {ord("["): "array", ord('"'): "string", ord("n"): "null", ord("t"): "boolean"}
+# What a JSON text is, by its first byte (anything else valid is a number).
+_KINDS = {
+    ord("["): "array",
+    ord('"'): "string",
+    ord("n"): "null",
+    ord("t"): "boolean",
+    ord("f"): "boolean",
+}
 
 
 def check_json_lines(values: list[bytes]) -> tuple[list[bytes], dict[int, str]]:
@@ -92,19 +99,24 @@ def json_object_problem(value: bytes) -> str | None:
     if not value.strip():
         return "empty record: no JSON value"
     try:
-        try:
-            _ONE_VALUE.decode(value)
-        except RecursionError:
-            _SHALLOW_STACK.submit(_ONE_VALUE.decode, value).result()
+        _check_syntax(value)
     except msgspec.DecodeError as error:
         return _describe(value, error)
     except RecursionError:
         return "JSON nested too deeply: about 1 000 levels or more"
     first = value.lstrip()[0]
     if first != ord("{"):
-        kind = _KINDS.get(first, "boolean" if first == ord("f") else "number")
-        return f"not a JSON object: the record is a JSON {kind}"
+        return f"not a JSON object: the record is a JSON {_KINDS.get(first, 'number')}"
     return None
+
+
+def _check_syntax(value: bytes) -> None:
+    """Raise msgspec.DecodeError unless ``value`` is one JSON text; RecursionError only when
+    it is too deep even on a thread of its own."""
+    try:
+        _ONE_VALUE.decode(value)
+    except RecursionError:
+        _SHALLOW_STACK.submit(_ONE_VALUE.decode, value).result()
 
 
 def _all_good(values: list[bytes]) -> bool:
